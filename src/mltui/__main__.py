@@ -1,0 +1,3 @@
+from mltui.cli.main import main
+
+raise SystemExit(main())

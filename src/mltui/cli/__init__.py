@@ -1,0 +1,1 @@
+"""Headless commands: `mltui <noun> <verb>`, plain text for people and --json for scripts."""

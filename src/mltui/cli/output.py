@@ -1,0 +1,59 @@
+"""Plain-text and JSON output for commands. No Rich here: listing must start fast."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import time
+from typing import Any, Iterable, Sequence
+
+from mltui.core.text import age as text_age
+from mltui.core.text import safe, span
+
+__all__ = ["safe", "jsonable", "print_json", "age", "span", "when", "table"]
+
+
+def jsonable(value: Any) -> Any:
+    """JSON has no NaN or infinity: they become the strings "nan", "inf" and "-inf"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(jsonable(data), indent=2, ensure_ascii=False) + "\n")
+
+
+def age(ts: float | None, now: float | None = None) -> str:
+    return "-" if ts is None else text_age(ts, now) + " ago"
+
+
+def when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]], max_width: int | None = None) -> str:
+    """Columns padded to fit; the widest columns are cut (with …) to fit the terminal."""
+    rows = [[safe(c) for c in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    limit = max_width or shutil.get_terminal_size((120, 24)).columns
+    while sum(widths) + 2 * (len(widths) - 1) > limit and max(widths) > 8:
+        widest = widths.index(max(widths))
+        widths[widest] -= 1
+    def fit(cell: str, w: int) -> str:
+        return cell if len(cell) <= w else cell[: max(0, w - 1)] + "…"
+    lines = ["  ".join(fit(h, w).ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    for row in rows:
+        lines.append("  ".join(fit(c, w).ljust(w) for c, w in zip(row, widths)).rstrip())
+    return "\n".join(lines)

@@ -1,0 +1,139 @@
+"""`mltui runs list|show|rm`."""
+
+from __future__ import annotations
+
+import argparse
+from contextlib import closing
+
+from mltui.cli.output import age, print_json, safe, span, table, when
+from mltui.core.values import display
+
+
+def register(sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("runs", parents=[common], help="list, show and remove runs",
+                       description="List, show and remove runs.")
+    verbs = p.add_subparsers(title="verbs", metavar="VERB", required=True, parser_class=type(p))
+
+    ls = verbs.add_parser("list", parents=[common], help="list runs, filtered and sorted",
+                          description="List runs, newest first.",
+                          epilog="WHERE examples: \"params.lr > 0.01 and metrics.val_acc >= 0.9\", "
+                          "\"status in (running, queued)\", \"name like 'resnet%' and created > 2d\", "
+                          "\"not tags.team = vision\", \"params.opt is null\". Fields: params.NAME, metrics.NAME "
+                          "(latest value), tags.NAME, id, name, kind, status, created, started, ended, duration, "
+                          "host, user, exit_code, note. Keys with odd characters: metrics.`val acc`.")
+    ls.add_argument("--where", "-w", metavar="EXPR", help="filter, e.g. \"params.lr > 0.01 and status = finished\"")
+    ls.add_argument("--sort", "-s", metavar="KEY", help="sort key; '-' in front for descending, e.g. -metrics.val_acc")
+    ls.add_argument("--limit", "-n", type=int, default=100, metavar="N", help="show at most N runs (0: all; default 100)")
+    ls.add_argument("--json", action="store_true", help="print JSON: a list of runs with params, tags and metrics")
+    ls.set_defaults(handler=cmd_list)
+
+    show = verbs.add_parser("show", parents=[common], help="show one run in full",
+                            description="Show one run: its fields, params, tags, metric summary and artifacts.")
+    show.add_argument("run", metavar="ID", help="run id or a unique prefix of it")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(handler=cmd_show)
+
+    rm = verbs.add_parser("rm", parents=[common], help="remove runs and their folders",
+                          description="Remove runs from the store and delete their folders (logs, artifacts).")
+    rm.add_argument("runs", metavar="ID", nargs="+", help="run ids or unique prefixes")
+    rm.add_argument("--force", action="store_true", help="also remove queued or running runs")
+    rm.add_argument("--json", action="store_true", help="print the removed ids as JSON")
+    rm.set_defaults(handler=cmd_rm)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from mltui.core.runs import duration, list_runs, pick_columns
+    from mltui.core.workspace import open_workspace
+
+    _, conn = open_workspace()
+    with closing(conn):
+        result = list_runs(conn, where=args.where, sort=args.sort, limit=args.limit)
+    if args.json:
+        print_json(result.runs)
+        return 0
+    if not result.runs:
+        print("No runs match." if args.where else "No runs yet: log one with mltui.init() in a training script.")
+        return 0
+    params = pick_columns(result.runs, "params", 3, varying=True)
+    metrics = pick_columns(result.runs, "metrics", 3, varying=False)
+    headers = ["ID", "STATUS", "NAME", "AGE", "TIME", *params, *metrics]
+    rows = []
+    for run in result.runs:
+        rows.append([
+            run["id"], run["status"], run["name"], age(run["created"]), span(duration(run)),
+            *(display(run["params"].get(k)) if k in run["params"] else "-" for k in params),
+            *(display(run["metrics"][k]["last"]) if k in run["metrics"] else "-" for k in metrics),
+        ])
+    print(table(headers, rows))
+    if result.total > len(result.runs):
+        import sys
+
+        sys.stderr.write(f"({len(result.runs)} of {result.total} runs shown; --limit 0 shows all)\n")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from mltui.core.runs import duration, get_run
+    from mltui.core.workspace import open_workspace
+
+    _, conn = open_workspace()
+    with closing(conn):
+        run = get_run(conn, args.run)
+    if args.json:
+        print_json(run)
+        return 0
+    command = run.get("command")
+    lines = [
+        f"run      {run['id']}",
+        f"name     {safe(run['name'])}",
+        f"status   {run['status']}" + (f" (exit code {run['exit_code']})" if run.get("exit_code") is not None else ""),
+        f"kind     {safe(run['kind'])}",
+        f"created  {when(run['created'])}  ({age(run['created'])})",
+        f"duration {span(duration(run))}",
+        f"host     {safe(run.get('host') or '-')}   user {safe(run.get('user') or '-')}",
+    ]
+    if command:
+        lines.append(f"command  {safe(' '.join(command) if isinstance(command, list) else command)}")
+    if run.get("git_commit"):
+        lines.append(f"git      {run['git_commit'][:12]}{' (dirty)' if run.get('git_dirty') else ''}")
+    if run.get("note"):
+        lines.append(f"note     {safe(run['note'])}")
+    print("\n".join(lines))
+    for title, values in (("params", run["params"]), ("tags", run["tags"])):
+        if values:
+            print(f"\n{title}")
+            print(table(["KEY", "VALUE"], [[k, display(v)] for k, v in values.items()]))
+    if run["metrics"]:
+        print("\nmetrics")
+        print(table(
+            ["KEY", "LAST", "MIN", "MAX", "STEP", "POINTS"],
+            [[k, display(s["last"]), display(s["min"]), display(s["max"]), str(s["last_step"]), str(s["count"])]
+             for k, s in run["metrics"].items()],
+        ))
+    if run["artifacts"]:
+        print("\nartifacts")
+        print(table(["PATH", "SIZE", "SHA256"],
+                    [[a["path"], str(a["size"]), (a["sha256"] or "")[:12]] for a in run["artifacts"]]))
+    return 0
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    from mltui.core.runs import remove_run
+    from mltui.core.workspace import open_workspace
+    from mltui.core.errors import MltuiError
+    from mltui.store.runs import ACTIVE, get_runs, resolve_ids
+
+    ws, conn = open_workspace(write=True)
+    with closing(conn):
+        ids = list(dict.fromkeys(resolve_ids(conn, args.runs)))  # every name checked before anything goes
+        if not args.force:
+            for run in get_runs(conn, ids):
+                if run["status"] in ACTIVE:
+                    raise MltuiError(f"Run {run['id']} is {run['status']}; stop it first or pass --force.")
+        removed = [remove_run(ws, conn, run_id, force=args.force)["id"] for run_id in ids]
+    if args.json:
+        print_json({"removed": removed})
+    else:
+        for run_id in removed:
+            print(f"Removed {run_id}")
+    return 0

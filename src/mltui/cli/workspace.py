@@ -1,0 +1,29 @@
+"""`mltui init`: create a workspace."""
+
+from __future__ import annotations
+
+import argparse
+
+from mltui.cli.output import print_json, safe
+
+
+def register(sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("init", parents=[common], help="create a workspace (.mltui/) in a folder",
+                       description="Create .mltui/ (store, runs/, config.toml) in PATH, or in the current folder. "
+                       "Running it again on an existing workspace only brings its store up to date.")
+    p.add_argument("path", nargs="?", default=None, help="folder to hold .mltui/ (default: current folder)")
+    p.add_argument("--shared", action="store_true", help="make files readable and writable by your group")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(handler=cmd_init)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from mltui.core.workspace import init_workspace
+
+    ws, created = init_workspace(args.path, shared=args.shared)
+    if args.json:
+        print_json({"workspace": str(ws.root), "created": created})
+    else:
+        verb = "Created" if created else "Already a workspace:"
+        print(f"{verb} {safe(ws.root)}")
+    return 0

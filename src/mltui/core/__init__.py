@@ -1,0 +1,1 @@
+"""The domain of mltui: workspaces, runs, tracking. Never imports Textual."""

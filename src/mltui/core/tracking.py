@@ -1,0 +1,419 @@
+"""The tracking API used by training scripts: `init()` gives a `Run` that logs in batches.
+
+Imported by every training script, so it keeps to the standard library.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Mapping
+from pathlib import Path
+
+from mltui.core.errors import MltuiError, NotFound
+from mltui.core.ids import new_run_id
+from mltui.core.values import check_key, metric_value, step_value
+from mltui.core.workspace import Workspace, find_workspace
+from mltui.store import metrics as metric_store
+from mltui.store import runs as run_store
+from mltui.store.connection import open_store, write_tx
+
+_time = time.time
+_live_runs: "weakref.WeakSet[Run]" = weakref.WeakSet()
+
+
+class Run:
+    """One run being logged to. Use `mltui.init()` to get one."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        run_id: str,
+        *,
+        attached: bool,
+        batch_size: int = 20_000,
+        flush_interval: float = 1.0,
+    ) -> None:
+        self.workspace = workspace
+        self.id = run_id
+        self.attached = attached
+        self.dir = workspace.run_dir(run_id)
+        self._file_mode = workspace.config().file_mode
+        self._conn = open_store(workspace.db_path, file_mode=self._file_mode)
+        self._batch = max(1, int(batch_size))
+        self._interval = flush_interval
+        self._lock = threading.Lock()  # guards the buffers
+        self._db_lock = threading.RLock()  # one flush at a time on the connection
+        self._buf: dict[str, tuple[list, list, list]] = {}
+        self._pending = 0
+        self._step = 0
+        self._last_flush = _time()
+        self._finished = False
+        self._failed = False
+        self._flusher: threading.Thread | None = None
+        self._wake = threading.Event()
+        row = self._conn.execute("SELECT name FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"Run {run_id} is not in the store at {workspace.db_path}.")
+        self.name: str = row[0]
+        last = self._conn.execute("SELECT max(last_step) FROM metric_summary WHERE run_id = ?", (run_id,)).fetchone()
+        if last and last[0] is not None:
+            self._step = last[0] + 1
+        _live_runs.add(self)
+
+    # -- logging -----------------------------------------------------------------------
+    def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """Buffer one step of metrics; NaN and +-inf are fine, non-numbers raise ValueError.
+
+        A call is all or nothing: if one value is refused, none of that call is kept.
+        """
+        if step is None:
+            step = self._step
+        elif type(step) is not int:
+            step = step_value(step)
+        now = _time()
+        with self._lock:
+            if self._finished:
+                raise MltuiError(f"Run {self.id} is finished; start a new one with mltui.init().")
+            buf = self._buf
+            try:
+                items = metrics.items()
+            except AttributeError:
+                raise ValueError(f"log() takes a dict of metric names to numbers, not {type(metrics).__name__}.") from None
+            for key, value in items:
+                if type(value) is not float or key not in buf:
+                    self._log_checked(items, step, now)
+                    break
+            else:
+                for key, value in items:
+                    series = buf[key]
+                    series[0].append(step)
+                    series[1].append(value)
+                    series[2].append(now)
+                self._pending += len(items)
+                self._step = step + 1
+            if self._pending < self._batch and now - self._last_flush < self._interval:
+                return
+        self.flush()
+
+    def _log_checked(self, items, step: int, now: float) -> None:
+        """The careful path: new keys and non-float values. Validates the whole call before keeping any of it."""
+        clean = [(check_key(key), metric_value(key, value)) for key, value in items]
+        buf = self._buf
+        for key, value in clean:
+            series = buf.get(key)
+            if series is None:
+                series = buf[key] = ([], [], [])
+            series[0].append(step)
+            series[1].append(value)
+            series[2].append(now)
+        self._pending += len(clean)
+        self._step = step + 1
+        self._start_flusher()
+
+    def _log_at(self, metrics: Mapping[str, Any], step: int, when: float) -> None:
+        """Log with a given wall time (for importers and the demo); same checks as log()."""
+        with self._lock:
+            self._log_checked(metrics.items(), step, when)
+        if self._pending >= self._batch:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every buffered point now."""
+        with self._db_lock:
+            with self._lock:
+                if self._finished or not self._pending:
+                    self._last_flush = _time()
+                    return
+                taken = self._buf
+                self._buf = {key: ([], [], []) for key in taken}
+                self._pending = 0
+                self._last_flush = _time()
+            try:
+                with write_tx(self._conn, self.workspace.db_path):
+                    metric_store.write_batch(self._conn, self.id, taken)
+            except BaseException:
+                self._restore(taken)
+                raise
+
+    def _restore(self, taken: dict[str, tuple[list, list, list]]) -> None:
+        """Put points back in front of the buffer after a failed write, so nothing is lost."""
+        with self._lock:
+            for key, (steps, values, times) in taken.items():
+                series = self._buf.setdefault(key, ([], [], []))
+                series[0][:0] = steps
+                series[1][:0] = values
+                series[2][:0] = times
+                self._pending += len(steps)
+
+    def _start_flusher(self) -> None:
+        if self._flusher is None and self._interval > 0:
+            self._flusher = threading.Thread(target=self._flush_loop, name=f"mltui-flush-{self.id}", daemon=True)
+            self._flusher.start()
+
+    def _flush_loop(self) -> None:
+        while not self._wake.wait(self._interval):
+            if self._pending and _time() - self._last_flush >= self._interval:
+                try:
+                    self.flush()
+                except Exception:
+                    pass  # kept in the buffer; the next flush or finish() reports it
+
+    # -- params, tags, artifacts -------------------------------------------------------
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        self._set("params", params)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        self._set("tags", tags)
+
+    def _set(self, table: str, values: Mapping[str, Any]) -> None:
+        if not isinstance(values, Mapping):
+            raise ValueError(f"{table} must be a dict, not {type(values).__name__}.")
+        what = "param" if table == "params" else "tag"
+        for key in values:
+            check_key(key, what)
+        with self._db_lock, write_tx(self._conn, self.workspace.db_path):
+            run_store.set_values(self._conn, table, self.id, values)
+
+    def log_artifact(self, path: str | os.PathLike[str], name: str | None = None) -> Path:
+        """Copy a file into the run's artifacts/ folder and record its size and sha256."""
+        src = Path(path)
+        if not src.is_file():
+            raise ValueError(f"artifact {str(src)!r} is not a file.")
+        rel = Path(name) if name else Path(src.name)
+        if rel.is_absolute() or ".." in rel.parts:
+            raise ValueError(f"artifact name {str(rel)!r} must stay inside the run's artifacts/ folder.")
+        dest = self.dir / "artifacts" / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if src.resolve() != dest.resolve():
+            import shutil
+
+            shutil.copyfile(src, dest)
+        import hashlib
+
+        digest = hashlib.sha256()
+        with open(dest, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        st = dest.stat()
+        with self._db_lock, write_tx(self._conn, self.workspace.db_path):
+            self._conn.execute(
+                "INSERT INTO artifacts(run_id, path, size, sha256, modified) VALUES (?,?,?,?,?) "
+                "ON CONFLICT(run_id, path) DO UPDATE SET size=excluded.size, sha256=excluded.sha256, "
+                "modified=excluded.modified",
+                (self.id, ("artifacts" / rel).as_posix(), st.st_size, digest.hexdigest(), st.st_mtime),
+            )
+        return dest
+
+    # -- ending --------------------------------------------------------------------------
+    def finish(self, status: str | None = None, exit_code: int | None = None) -> None:
+        """Flush and close. A run we created gets its final status; an attached one is left to its supervisor."""
+        with self._db_lock:
+            if self._finished:
+                return
+            self._wake.set()
+            try:
+                self.flush()
+                if not self.attached:
+                    final = status or ("failed" if self._failed else "finished")
+                    with write_tx(self._conn, self.workspace.db_path):
+                        run_store.update_run(self._conn, self.id, status=final, ended=_time(), exit_code=exit_code)
+            finally:
+                with self._lock:
+                    self._finished = True
+                self._conn.close()
+                _live_runs.discard(self)
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.finish()
+        else:
+            self._failed = True
+            self.finish("killed" if exc_type is KeyboardInterrupt else "failed")
+
+    def __repr__(self) -> str:
+        return f"<mltui.Run {self.id} {self.name!r}>"
+
+
+def _git_state(cwd: str) -> tuple[str | None, bool | None]:
+    import subprocess
+
+    here = Path(cwd)
+    if not any((p / ".git").exists() for p in (here, *here.parents)):
+        return None, None
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
+        )
+        if commit.returncode != 0:
+            return None, None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True, timeout=5
+        )
+        return commit.stdout.strip() or None, bool(dirty.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:
+        return str(os.getuid())
+
+
+def create_run(
+    workspace: Workspace,
+    name: str | None = None,
+    kind: str = "other",
+    status: str = "running",
+    command: list[str] | None = None,
+    note: str | None = None,
+    parent_id: str | None = None,
+    created: float | None = None,
+) -> str:
+    """Insert a new run row and make its folder; returns the run id."""
+    import json
+    import socket
+
+    config = workspace.config()
+    now = _time() if created is None else created
+    run_id = new_run_id(now)
+    cwd = os.getcwd()
+    if name is None:
+        stem = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] not in ("", "-c") else "run"
+        name = f"{stem}-{run_id[-4:]}"
+    git_commit, git_dirty = _git_state(cwd)
+    run_dir = workspace.run_dir(run_id)
+    try:
+        run_dir.mkdir(mode=config.dir_mode, parents=False, exist_ok=False)
+        (run_dir / "artifacts").mkdir(mode=config.dir_mode)
+    except FileNotFoundError:
+        workspace.runs_dir.mkdir(mode=config.dir_mode, exist_ok=True)
+        return create_run(workspace, name, kind, status, command, note, parent_id, created)
+    except FileExistsError:
+        return create_run(workspace, name, kind, status, command, note, parent_id, created)
+    except PermissionError:
+        raise MltuiError(f"Cannot create a run folder in {workspace.runs_dir}: the workspace is read-only.") from None
+    conn = open_store(workspace.db_path, file_mode=config.file_mode)
+    try:
+        with write_tx(conn, workspace.db_path):
+            run_store.insert_run(
+                conn,
+                {
+                    "id": run_id,
+                    "name": str(name),
+                    "kind": kind,
+                    "status": status,
+                    "command": json.dumps(command if command is not None else list(sys.argv)),
+                    "cwd": cwd,
+                    "host": socket.gethostname(),
+                    "user": _user(),
+                    "pid": os.getpid() if status == "running" else None,
+                    "git_commit": git_commit,
+                    "git_dirty": None if git_dirty is None else int(git_dirty),
+                    "python": sys.version.split()[0],
+                    "parent_id": parent_id,
+                    "created": now,
+                    "started": now if status == "running" else None,
+                    "heartbeat": now,
+                    "run_dir": str(run_dir),
+                    "note": note,
+                },
+            )
+    finally:
+        conn.close()
+    return run_id
+
+
+def init(
+    name: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    *,
+    kind: str = "train",
+    note: str | None = None,
+    workspace: str | os.PathLike[str] | None = None,
+    batch_size: int = 20_000,
+    flush_interval: float = 1.0,
+) -> Run:
+    """Start a run, or attach to the one mltui launched this process for (MLTUI_RUN_ID)."""
+    if params is not None and not isinstance(params, Mapping):
+        raise ValueError("params must be a dict.")
+    if tags is not None and not isinstance(tags, Mapping):
+        raise ValueError("tags must be a dict.")
+    for key in params or {}:
+        check_key(key, "param")
+    for key in tags or {}:
+        check_key(key, "tag")
+    ws = find_workspace(workspace) if workspace is not None else find_workspace()
+    attached_id = os.environ.get("MLTUI_RUN_ID")
+    if attached_id:
+        run = Run(ws, attached_id, attached=True, batch_size=batch_size, flush_interval=flush_interval)
+    else:
+        run_id = create_run(ws, name=name, kind=kind, note=note)
+        run = Run(ws, run_id, attached=False, batch_size=batch_size, flush_interval=flush_interval)
+    if params:
+        run.log_params(params)
+    if tags:
+        run.set_tags(tags)
+    _install_hooks()
+    return run
+
+
+# -- process exit: atexit, SIGTERM, uncaught exceptions ------------------------------------
+_hooks_installed = False
+_crashed = False
+
+
+def _finish_all(status: str | None = None) -> None:
+    for run in list(_live_runs):
+        try:
+            run.finish(status or ("failed" if _crashed else None))
+        except Exception as exc:  # at exit, say it and go on
+            print(f"mltui: could not finish run {run.id}: {exc}", file=sys.stderr)
+
+
+def _on_sigterm(signum, frame) -> None:
+    import signal
+
+    _finish_all("killed")
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _install_hooks() -> None:
+    global _hooks_installed
+    if _hooks_installed:
+        return
+    _hooks_installed = True
+    atexit.register(_finish_all)
+    previous = sys.excepthook
+
+    def excepthook(exc_type, exc, tb):
+        global _crashed
+        _crashed = True
+        previous(exc_type, exc, tb)
+
+    sys.excepthook = excepthook
+    import signal
+
+    if threading.current_thread() is threading.main_thread():
+        try:
+            if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+                signal.signal(signal.SIGTERM, _on_sigterm)
+        except (ValueError, OSError):
+            pass

@@ -1,0 +1,197 @@
+"""Finding, creating and describing a workspace: a `.mltui/` folder found like `.git`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from mltui.core.errors import MltuiError, UsageError, WorkspaceNotFound
+
+DIRNAME = ".mltui"
+DB_NAME = "mltui.db"
+CONFIG_NAME = "config.toml"
+
+CONFIG_TEMPLATE = """\
+# mltui workspace settings. Delete a line to get its default back.
+
+# true: new files and folders are readable and writable by your group too.
+shared = false
+
+# The TUI theme: a name from `mltui --list-themes` (or a file in .mltui/themes/).
+theme = "mltui-dark"
+
+[tui]
+# How often the Runs pane looks for changes, in seconds.
+refresh_seconds = 1.0
+
+[keys]
+# Remap any key by its binding id, e.g.:
+# "runs.filter" = "slash,f"
+# "app.quit" = "ctrl+q,q"
+"""
+
+
+class Config:
+    """Workspace settings from config.toml (plain class: dataclasses cost import time)."""
+
+    def __init__(
+        self, shared: bool = False, theme: str = "mltui-dark", refresh_seconds: float = 1.0,
+        keys: dict[str, str] | None = None,
+    ) -> None:
+        self.shared = shared
+        self.theme = theme
+        self.refresh_seconds = refresh_seconds
+        self.keys = dict(keys or {})
+
+    @property
+    def dir_mode(self) -> int:
+        return 0o770 if self.shared else 0o700
+
+    @property
+    def file_mode(self) -> int:
+        return 0o660 if self.shared else 0o600
+
+
+def parse_config(text: str, source: str = CONFIG_NAME) -> Config:
+    import tomllib
+
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise MltuiError(f"{source} is not valid TOML: {exc}.") from None
+    tui = data.get("tui", {})
+    keys = data.get("keys", {})
+    shared = data.get("shared", False)
+    theme = data.get("theme", "mltui-dark")
+    refresh = tui.get("refresh_seconds", 1.0) if isinstance(tui, dict) else None
+    if not isinstance(shared, bool):
+        raise MltuiError(f"{source}: 'shared' must be true or false.")
+    if not isinstance(theme, str):
+        raise MltuiError(f"{source}: 'theme' must be a name in quotes.")
+    if not isinstance(refresh, (int, float)) or isinstance(refresh, bool) or refresh <= 0:
+        raise MltuiError(f"{source}: 'tui.refresh_seconds' must be a positive number.")
+    if not isinstance(keys, dict) or not all(isinstance(v, str) for v in keys.values()):
+        raise MltuiError(f"{source}: every entry under [keys] must be a string of keys.")
+    return Config(shared=shared, theme=theme, refresh_seconds=float(refresh), keys=dict(keys))
+
+
+class Workspace:
+    """A located `.mltui/` folder; `root` is that folder itself."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Workspace) and other.root == self.root
+
+    def __hash__(self) -> int:
+        return hash(self.root)
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.root)!r})"
+
+    @property
+    def project_dir(self) -> Path:
+        return self.root.parent
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / DB_NAME
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / CONFIG_NAME
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.runs_dir / run_id
+
+    def config(self) -> Config:
+        try:
+            text = self.config_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return Config()
+        except OSError as exc:
+            raise MltuiError(f"Cannot read {self.config_path}: {exc.strerror}.") from None
+        return parse_config(text, str(self.config_path))
+
+
+def _as_workspace_root(path: Path) -> Path | None:
+    if path.name == DIRNAME and path.is_dir():
+        return path
+    if (path / DIRNAME).is_dir():
+        return path / DIRNAME
+    return None
+
+
+def find_workspace(start: str | os.PathLike[str] | None = None) -> Workspace:
+    """The workspace named by MLTUI_WORKSPACE, or the nearest `.mltui/` above `start`."""
+    env = os.environ.get("MLTUI_WORKSPACE")
+    if env and start is None:
+        root = _as_workspace_root(Path(env).expanduser().absolute())
+        if root is None:
+            raise WorkspaceNotFound(f"MLTUI_WORKSPACE points at {env}, which holds no mltui workspace.")
+        return Workspace(root)
+    here = Path(start if start is not None else os.getcwd()).absolute()
+    for folder in (here, *here.parents):
+        root = folder / DIRNAME
+        if root.is_dir():
+            return Workspace(root)
+    raise WorkspaceNotFound(
+        "Not inside an mltui workspace (no .mltui/ here or above); run `mltui init` first."
+    )
+
+
+def init_workspace(where: str | os.PathLike[str] | None = None, shared: bool = False) -> tuple[Workspace, bool]:
+    """Create `.mltui/` in `where` (default: cwd). Returns the workspace and whether it was new."""
+    base = Path(where if where is not None else os.getcwd()).absolute()
+    root = base / DIRNAME
+    created = not root.exists()
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"{root} exists and is not a folder.")
+    config = Config(shared=shared)
+    try:
+        root.mkdir(mode=config.dir_mode, exist_ok=True)
+        (root / "runs").mkdir(mode=config.dir_mode, exist_ok=True)
+        cfg = root / CONFIG_NAME
+        if not cfg.exists():
+            text = CONFIG_TEMPLATE.replace("shared = false", f"shared = {'true' if shared else 'false'}")
+            write_private(cfg, text, config.file_mode)
+    except PermissionError:
+        raise MltuiError(f"Cannot create a workspace in {base}: permission denied.") from None
+    except OSError as exc:
+        raise MltuiError(f"Cannot create a workspace in {base}: {exc.strerror}.") from None
+    ws = Workspace(root)
+    from mltui.store.connection import open_store
+
+    open_store(ws.db_path, file_mode=config.file_mode).close()
+    return ws, created
+
+
+def write_private(path: Path, text: str, mode: int = 0o600) -> None:
+    """Write a new text file created with `mode` (never wider than asked)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+def open_workspace(write: bool = False, start: str | os.PathLike[str] | None = None):
+    """(workspace, connection). Reading falls back to a read-only connection on a read-only disk."""
+    from mltui.core.errors import StoreError
+    from mltui.store.connection import open_store
+
+    ws = find_workspace(start)
+    mode = ws.config().file_mode
+    if write:
+        return ws, open_store(ws.db_path, file_mode=mode)
+    if not ws.db_path.exists():
+        raise StoreError(f"The workspace {ws.root} has no store yet; run `mltui init` there.")
+    try:
+        return ws, open_store(ws.db_path, file_mode=mode)
+    except StoreError as exc:
+        if "read-only" not in str(exc) and "Cannot open" not in str(exc):
+            raise
+        return ws, open_store(ws.db_path, readonly=True)

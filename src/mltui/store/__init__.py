@@ -1,0 +1,1 @@
+"""SQLite access for mltui: connection, schema and migrations, queries. Never imports Textual."""

@@ -1,0 +1,142 @@
+"""Opening the SQLite store: WAL, busy timeout, owner-only files, clear errors."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from collections.abc import Iterator
+
+from mltui.core.errors import StoreError
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+BUSY_TIMEOUT_MS = 60_000
+
+
+def _check_is_sqlite(path: Path) -> None:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except FileNotFoundError:
+        return
+    except PermissionError:
+        raise StoreError(f"Cannot read {path}: permission denied.") from None
+    if head and head != SQLITE_MAGIC:
+        raise StoreError(f"{path} is not an mltui store: the file is not a SQLite database.")
+
+
+def translate(exc: sqlite3.Error, path: Path | str) -> StoreError:
+    """Turn a sqlite3 error into one sentence a person can act on."""
+    msg = str(exc).lower()
+    if "readonly" in msg or "read-only" in msg:
+        return StoreError(f"The store {path} is read-only here, so nothing can be written to it.")
+    if "not a database" in msg or "malformed" in msg:
+        return StoreError(f"The store {path} is damaged or not a SQLite database ({exc}).")
+    if "unable to open" in msg:
+        return StoreError(f"Cannot open the store {path} (missing, or its folder is not accessible).")
+    if "locked" in msg or "busy" in msg:
+        return StoreError(f"The store {path} stayed locked by another process for too long.")
+    if "disk" in msg and ("full" in msg or "i/o" in msg):
+        return StoreError(f"Writing the store {path} failed: {exc}.")
+    return StoreError(f"The store {path} failed: {exc}.")
+
+
+def _configure(conn: sqlite3.Connection, readonly: bool) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    if not readonly:
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreError("The store could not be switched to WAL mode (is the folder on a network filesystem?).")
+        conn.execute("PRAGMA synchronous = NORMAL")
+
+
+def connect(path: Path | str, readonly: bool = False, file_mode: int = 0o600) -> sqlite3.Connection:
+    """A configured connection; creates the file (with `file_mode`) when writable and absent."""
+    path = Path(path)
+    _check_is_sqlite(path)
+    try:
+        if readonly:
+            return _connect_readonly(path)
+        if not path.exists():
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, file_mode)
+            os.close(fd)
+        conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+        _configure(conn, readonly=False)
+        return conn
+    except FileExistsError:
+        return connect(path, readonly, file_mode)
+    except PermissionError:
+        raise StoreError(f"Cannot create the store {path}: permission denied.") from None
+    except sqlite3.Error as exc:
+        raise translate(exc, path) from None
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    if not path.exists():
+        raise StoreError(f"There is no store at {path}.")
+    uri = path.absolute().as_uri()
+    last: sqlite3.Error | None = None
+    # mode=ro still needs the -shm file; immutable=1 reads a store on a read-only disk.
+    for query in ("mode=ro", "immutable=1"):
+        try:
+            conn = sqlite3.connect(f"{uri}?{query}", uri=True, isolation_level=None, check_same_thread=False)
+            _configure(conn, readonly=True)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.Error as exc:
+            last = exc
+    assert last is not None
+    raise translate(last, path)
+
+
+def open_store(path: Path | str, readonly: bool = False, file_mode: int = 0o600) -> sqlite3.Connection:
+    """Connect and bring the schema up to date (or refuse a store from a newer mltui)."""
+    from mltui.store.schema import check_version, migrate
+
+    conn = connect(path, readonly=readonly, file_mode=file_mode)
+    try:
+        if readonly:
+            check_version(conn, path)
+        else:
+            migrate(conn, path)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+@contextmanager
+def write_tx(conn: sqlite3.Connection, path: Path | str = "the store") -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT, waiting out other writers instead of failing."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.001
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise translate(exc, path) from None
+            if time.monotonic() > deadline:
+                raise translate(exc, path) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+    try:
+        yield conn
+    except BaseException:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+        raise
+    try:
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+        raise translate(exc, path) from None

@@ -1,0 +1,152 @@
+"""The versioned schema: forward-only migrations applied in one transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from mltui.core.errors import StoreError
+from mltui.store.connection import translate, write_tx
+
+# Each migration is a list of statements; MIGRATIONS[i] takes the store from version i to i+1.
+# Metric points are stored in chunks: one row per (run, key, flush) holding packed arrays of
+# steps, values and wall times. That keeps ingest far above row-at-a-time speed and lets a
+# chart read a 100k-point series as a few blobs.
+MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID""",
+        """CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL DEFAULT 'other',
+            status TEXT NOT NULL,
+            command TEXT,
+            cwd TEXT,
+            host TEXT,
+            user TEXT,
+            pid INTEGER,
+            pgid INTEGER,
+            gpus TEXT,
+            git_commit TEXT,
+            git_dirty INTEGER,
+            python TEXT,
+            env_hash TEXT,
+            parent_id TEXT REFERENCES runs(id) ON DELETE SET NULL,
+            created REAL NOT NULL,
+            started REAL,
+            ended REAL,
+            heartbeat REAL,
+            exit_code INTEGER,
+            run_dir TEXT,
+            note TEXT,
+            bad_lines INTEGER NOT NULL DEFAULT 0
+        ) WITHOUT ROWID""",
+        "CREATE INDEX runs_created ON runs(created)",
+        "CREATE INDEX runs_status ON runs(status)",
+        """CREATE TABLE params (
+            run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            value,
+            type TEXT NOT NULL,
+            PRIMARY KEY (run_id, key)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX params_key_value ON params(key, value)",
+        """CREATE TABLE tags (
+            run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            value,
+            type TEXT NOT NULL,
+            PRIMARY KEY (run_id, key)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX tags_key_value ON tags(key, value)",
+        """CREATE TABLE metrics (
+            run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            first_step INTEGER NOT NULL,
+            last_step INTEGER NOT NULL,
+            n INTEGER NOT NULL,
+            steps BLOB NOT NULL,
+            vals BLOB NOT NULL,
+            times BLOB NOT NULL
+        )""",
+        "CREATE INDEX metrics_run_key ON metrics(run_id, key, first_step)",
+        """CREATE TABLE metric_summary (
+            run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            last REAL,
+            last_step INTEGER NOT NULL,
+            last_time REAL NOT NULL,
+            min REAL,
+            max REAL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (run_id, key)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX metric_summary_key_last ON metric_summary(key, last)",
+        """CREATE TABLE artifacts (
+            run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            path TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            sha256 TEXT,
+            modified REAL NOT NULL,
+            PRIMARY KEY (run_id, path)
+        ) WITHOUT ROWID""",
+    ],
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def read_version(conn: sqlite3.Connection) -> int:
+    has_meta = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+    if not has_meta:
+        tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+        return 0 if tables == 0 else -1
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _refuse(version: int, path: Path | str) -> None:
+    if version < 0:
+        raise StoreError(f"{path} is a SQLite database but not an mltui store (it has other tables).")
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"The store {path} was written by a newer mltui (schema {version}; this one knows up to "
+            f"{SCHEMA_VERSION}); upgrade mltui to use it."
+        )
+
+
+def check_version(conn: sqlite3.Connection, path: Path | str) -> int:
+    try:
+        version = read_version(conn)
+    except sqlite3.Error as exc:
+        raise translate(exc, path) from None
+    _refuse(version, path)
+    if version < SCHEMA_VERSION:
+        raise StoreError(f"The store {path} has an older schema and is read-only here, so it cannot be upgraded.")
+    return version
+
+
+def migrate(conn: sqlite3.Connection, path: Path | str) -> int:
+    """Apply pending migrations atomically; returns the version now in the store."""
+    try:
+        version = read_version(conn)
+    except sqlite3.Error as exc:
+        raise translate(exc, path) from None
+    _refuse(version, path)
+    if version == SCHEMA_VERSION:
+        return version
+    try:
+        with write_tx(conn, path):
+            version = read_version(conn)  # another process may have migrated meanwhile
+            _refuse(version, path)
+            for step in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[step]:
+                    conn.execute(statement)
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (SCHEMA_VERSION,),
+            )
+    except sqlite3.Error as exc:
+        raise translate(exc, path) from None
+    return SCHEMA_VERSION

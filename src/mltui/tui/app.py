@@ -1,0 +1,117 @@
+"""The mltui App: a router of screens and bindings. Panes and widgets live in their own modules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from mltui.core.workspace import Config, Workspace
+from mltui.tui import themes
+from mltui.tui.screens.main import PANES, MainScreen
+from mltui.tui.screens.run_detail import RunDetailScreen
+
+
+class MltuiApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "mltui"
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+        Binding("q", "quit", "Quit", id="app.quit_q", show=False),
+        Binding("question_mark", "toggle_keys", "Keys", id="app.keys"),
+    ]
+
+    def __init__(self, ws: Workspace, config: Config | None = None, theme: str | None = None,
+                 title: str | None = None) -> None:
+        super().__init__()
+        self.ws = ws
+        self.config = config or Config()
+        self.requested_theme = theme or self.config.theme
+        if title:
+            self.title = title
+        self.sub_title = str(ws.project_dir)
+        self._theme_problems: list[str] = []
+        self._load_themes()
+
+    # -- themes and keys -----------------------------------------------------------------
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return dict(themes.VARIABLE_DEFAULTS)
+
+    def _load_themes(self) -> None:
+        found, problems = themes.discover(self.ws.root)
+        for theme in found:
+            self.register_theme(theme)
+        self._theme_problems = problems
+        if self.requested_theme in self.available_themes:
+            self.theme = self.requested_theme
+        else:
+            if self.requested_theme != themes.DEFAULT_THEME:
+                self._theme_problems.append(
+                    f"There is no theme called {self.requested_theme!r}; using {themes.DEFAULT_THEME}."
+                )
+            if themes.DEFAULT_THEME in self.available_themes:
+                self.theme = themes.DEFAULT_THEME
+
+    def on_mount(self) -> None:
+        if self.config.keys:
+            self.set_keymap(self.config.keys)
+        for problem in self._theme_problems:
+            self.notify(problem, severity="warning", timeout=10, markup=False)
+
+    def get_default_screen(self) -> Screen:
+        return MainScreen(self.ws, self.config.refresh_seconds)
+
+    # -- actions -------------------------------------------------------------------------
+    def open_run(self, run_id: str) -> None:
+        self.push_screen(RunDetailScreen(self.ws, run_id, self.config.refresh_seconds))
+
+    def action_toggle_keys(self) -> None:
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+    def _main(self) -> MainScreen | None:
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                return screen
+        return None
+
+    def _on_runs(self, then) -> None:
+        main = self._main()
+        if main is None:
+            return
+        while self.screen is not main:
+            self.pop_screen()
+        main.action_show_pane("runs")
+        then(main.runs_pane)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for pane, title, key, _ in PANES:
+            yield SystemCommand(f"Show {title}", f"Switch to the {title} pane (key {key})",
+                                lambda p=pane: self._show(p))
+        yield SystemCommand("Filter runs", "Type a --where filter for the Runs table (key /)",
+                            lambda: self._on_runs(lambda pane: pane.action_focus_filter()))
+        yield SystemCommand("Clear the runs filter", "Show every run again",
+                            lambda: self._on_runs(lambda pane: pane.clear_filter()))
+        yield SystemCommand("Sort runs", "Cycle the Runs table's sort order (key s)",
+                            lambda: self._on_runs(lambda pane: pane.action_cycle_sort()))
+        yield SystemCommand("Open the highlighted run", "Params, tags, metric sparklines (key enter)",
+                            lambda: self._on_runs(lambda pane: pane.highlighted_run() and
+                                                  self.open_run(pane.highlighted_run()["id"])))
+
+    def _show(self, pane: str) -> None:
+        main = self._main()
+        if main is not None:
+            while self.screen is not main:
+                self.pop_screen()
+            main.action_show_pane(pane)
+
+
+def create_app(ws: Workspace, theme: str | None = None, title: str | None = None) -> MltuiApp:
+    """The one factory for the CLI and the tests."""
+    return MltuiApp(ws, ws.config(), theme=theme, title=title)

@@ -1,0 +1,31 @@
+"""Table cells as Rich Text: user data is always literal text, never markup."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from mltui.core.text import age, safe, span
+from mltui.core.values import display
+
+__all__ = ["status_cell", "plain", "number", "age", "span"]
+
+STATUS_ICONS = {
+    "running": "▶", "queued": "…", "finished": "✓", "failed": "✗", "killed": "■", "lost": "?",
+}
+
+
+def status_cell(status: str, colours: dict[str, str]) -> Text:
+    colour = colours.get(f"status-{status}", "")
+    return Text(f"{STATUS_ICONS.get(status, '·')} {status}", style=colour)
+
+
+def plain(value: object, width: int | None = None) -> Text:
+    """A literal cell: control characters made visible, markup left as typed."""
+    text = Text(safe(value), no_wrap=True)
+    if width is not None:
+        text.truncate(width, overflow="ellipsis")
+    return text
+
+
+def number(value: object) -> Text:
+    return Text(display(value), justify="right", no_wrap=True)

@@ -1,0 +1,67 @@
+"""The refresh loop shared by panes: a thread worker collects, the UI thread applies, one timer reschedules.
+
+Polls never overlap (one worker group, one timer), and a pane that is not on screen is not polled.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.timer import Timer
+from textual.worker import Worker, WorkerState
+
+
+class Polling:
+    """Mix into a Widget or Screen; implement `collect` (in a thread) and `apply` (on the UI thread)."""
+
+    poll_group = "poll"
+    poll_interval = 1.0
+    _poll_timer: Timer | None = None
+    _poll_force = False
+    _poll_error: str | None = None
+
+    def collect(self, force: bool) -> Any:
+        """Runs in a thread: return a snapshot, or None when nothing changed."""
+        raise NotImplementedError
+
+    def apply(self, snapshot: Any) -> None:
+        """Runs on the UI thread with what `collect` returned (None: nothing changed)."""
+        raise NotImplementedError
+
+    def should_poll(self) -> bool:
+        return True
+
+    def poll_now(self, force: bool = False) -> None:
+        self._poll_force = self._poll_force or force
+        if self._poll_timer is not None:
+            self._poll_timer.stop()
+            self._poll_timer = None
+        if not self.should_poll():
+            self._schedule()
+            return
+        force, self._poll_force = self._poll_force, False
+        self.run_worker(  # type: ignore[attr-defined]
+            lambda: self.collect(force), thread=True, exclusive=True, group=self.poll_group, exit_on_error=False
+        )
+
+    def _schedule(self, delay: float | None = None) -> None:
+        if self._poll_timer is not None:
+            self._poll_timer.stop()
+        self._poll_timer = self.set_timer(delay or self.poll_interval, self.poll_now)  # type: ignore[attr-defined]
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != self.poll_group:
+            return
+        if event.state == WorkerState.SUCCESS:
+            self._poll_error = None
+            try:
+                self.apply(event.worker.result)
+            finally:
+                self._schedule()
+        elif event.state == WorkerState.ERROR:
+            error = event.worker.error
+            message = str(error) if error is not None else "unknown error"
+            if message != self._poll_error:  # say it once, not every second
+                self._poll_error = message
+                self.notify(f"Cannot read the store: {message}", severity="error", timeout=8)  # type: ignore[attr-defined]
+            self._schedule(self.poll_interval * 5)

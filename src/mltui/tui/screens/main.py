@@ -1,0 +1,66 @@
+"""The main screen: one tab per concern, reached by single keys."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static, TabbedContent, TabPane
+
+from mltui.core.workspace import Workspace
+from mltui.tui.screens.runs_pane import RunsPane
+
+PANES = [
+    # id, title, key, what will appear there (placeholders until their features land)
+    ("runs", "Runs", "1", None),
+    ("compare", "Compare", "2",
+     "Compare is coming. Here you will mark runs in the Runs pane (space) and see their metric curves "
+     "drawn over each other, the params that differ between them, and the best run for each metric.\n\n"
+     "Today: `mltui runs list --where ... --sort -metrics.val_acc` and `mltui metrics ID --key K`."),
+    ("datasets", "Datasets", "3",
+     "Datasets are coming. Here you will see each dataset's versions, the files and column profiles of a "
+     "version, the drift between two versions, and which runs learned from which bytes."),
+    ("gpus", "GPUs", "4",
+     "GPUs are coming. Here you will see each GPU's utilisation, memory, temperature and power live from "
+     "NVML, and every GPU process with the run and user that own it."),
+    ("models", "Models", "5",
+     "Models are coming. Here you will see registered model versions with their stages and aliases, and "
+     "the promotion queue where you approve, reject or roll back a release."),
+]
+
+
+class MainScreen(Screen):
+    BINDINGS = [
+        Binding(key, f"show_pane('{pane}')", title, id=f"app.pane.{pane}")
+        for pane, title, key, _ in PANES
+    ]
+
+    def __init__(self, ws: Workspace, refresh_seconds: float = 1.0) -> None:
+        super().__init__()
+        self.ws = ws
+        self.refresh_seconds = refresh_seconds
+
+    def compose(self) -> ComposeResult:
+        with TabbedContent(initial="runs", id="panes"):
+            for pane, title, key, text in PANES:
+                with TabPane(f"{key} {title}", id=pane):
+                    if text is None:
+                        yield RunsPane(self.ws, self.refresh_seconds, id="runs-pane")
+                    else:
+                        yield VerticalScroll(Static(text, classes="placeholder-text", markup=False),
+                                             classes="placeholder")
+        yield Footer()
+
+    def action_show_pane(self, pane: str) -> None:
+        self.query_one(TabbedContent).active = pane
+        if pane == "runs":
+            self.query_one("#runs-table").focus()
+
+    def on_screen_resume(self) -> None:
+        if self.is_mounted:
+            self.query_one(RunsPane).poll_now(force=True)
+
+    @property
+    def runs_pane(self) -> RunsPane:
+        return self.query_one(RunsPane)

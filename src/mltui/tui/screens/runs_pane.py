@@ -1,0 +1,199 @@
+"""The Runs pane: filter box, status line, keyed runs table and (when wide) a preview of the highlighted run."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Input, Static
+
+from mltui.core.errors import MltuiError
+from mltui.core.runs import RunList, list_runs, pick_columns
+from mltui.core.store_watch import StoreReader
+from mltui.core.workspace import Workspace
+from mltui.store.where import compile_where
+from mltui.tui.polling import Polling
+from mltui.tui.widgets.run_preview import RunPreview
+from mltui.tui.widgets.runs_table import RunsTable, columns_for
+
+SORTS = [
+    ("-created", "newest first"), ("created", "oldest first"), ("name", "name"), ("status", "status"),
+    ("-duration", "longest first"),
+]
+MAX_ROWS = 2000
+WIDE = 150  # columns from which the preview panel is shown
+
+
+@dataclass
+class RunsSnapshot:
+    result: RunList
+    taken: float
+
+
+class RunsPane(Vertical, Polling):
+    BINDINGS = [
+        Binding("slash", "focus_filter", "Filter", id="runs.filter"),
+        Binding("s", "cycle_sort", "Sort", id="runs.sort"),
+        Binding("ctrl+r", "refresh", "Refresh", id="runs.refresh", show=False),
+    ]
+    poll_group = "runs-poll"
+
+    def __init__(self, ws: Workspace, refresh_seconds: float = 1.0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.ws = ws
+        self.reader = StoreReader(ws)
+        self.poll_interval = refresh_seconds
+        self.where: str | None = None
+        self.sort_index = 0
+        self.snapshot: RunsSnapshot | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="filter: params.lr > 0.01 and status = running   (/ to focus · enter applies · esc clears)",
+                    id="filter")
+        yield Static(id="filter-error")
+        yield Static(id="runs-status")
+        with Horizontal(id="runs-body"):
+            yield RunsTable(id="runs-table")
+            yield RunPreview(id="run-preview")
+
+    def on_mount(self) -> None:
+        self.query_one("#filter-error").display = False
+        self.query_one(RunsTable).focus()
+        self.poll_now(force=True)
+
+    def on_unmount(self) -> None:
+        self.reader.close()
+
+    # -- polling -------------------------------------------------------------------------
+    def should_poll(self) -> bool:
+        return self.is_attached and self.screen is self.app.screen and self.display
+
+    def collect(self, force: bool) -> RunsSnapshot | None:
+        if not self.reader.changed() and not force:
+            return None
+        sort = SORTS[self.sort_index][0] if self.sort_index < len(SORTS) else self._metric_sorts()[self.sort_index - len(SORTS)][0]
+        result = list_runs(self.reader.conn, where=self.where, sort=sort, limit=MAX_ROWS)
+        return RunsSnapshot(result, time.time())
+
+    def apply(self, snapshot: RunsSnapshot | None) -> None:
+        if snapshot is not None:
+            self.snapshot = snapshot
+        self.render_snapshot()
+
+    # -- drawing -------------------------------------------------------------------------
+    def render_snapshot(self) -> None:
+        snap = self.snapshot
+        if snap is None:
+            return
+        runs = snap.result.runs
+        width = self.app.size.width
+        n_params, n_metrics = (0, 2) if width < 100 else (2, 3) if width < 140 else (4, 4) if width < 180 else (6, 5)
+        params = pick_columns(runs, "params", n_params, varying=True)
+        metrics = pick_columns(runs, "metrics", n_metrics, varying=False)
+        table = self.query_one(RunsTable)
+        table.name_width = 24 if width < 100 else 36
+        table.show(runs, columns_for(params, metrics), time.time())
+        preview = self.query_one(RunPreview)
+        preview.display = width >= WIDE
+        if preview.display:
+            preview.show_run(self.highlighted_run())
+        self._update_status()
+
+    def _update_status(self) -> None:
+        snap = self.snapshot
+        if snap is None:
+            return
+        result = snap.result
+        running = sum(1 for r in result.runs if r["status"] == "running")
+        status = Text()
+        if result.total == 0:
+            status.append("No runs match this filter." if self.where else
+                          "No runs yet. Log one from a training script with mltui.init(), then watch it here.")
+        else:
+            shown = len(result.runs)
+            status.append(f"{result.total:,} runs" if shown == result.total else f"{shown:,} of {result.total:,} runs")
+            if running:
+                status.append(f" · {running} running", style=self.app.theme_variables.get("status-running", ""))
+        status.append(f" · sort: {self.sort_label()}", style="dim")
+        if self.where:
+            status.append(" · filter: ", style="dim")
+            status.append(self.where)  # literal text, never markup
+        self.query_one("#runs-status", Static).update(status)
+
+    def highlighted_run(self) -> dict | None:
+        run_id = self.query_one(RunsTable).highlighted_id
+        if self.snapshot is None or run_id is None:
+            return None
+        return next((r for r in self.snapshot.result.runs if r["id"] == run_id), None)
+
+    def on_resize(self) -> None:
+        self.render_snapshot()
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        preview = self.query_one(RunPreview)
+        if preview.display:
+            preview.show_run(self.highlighted_run())
+
+    @on(DataTable.RowSelected)
+    def _selected(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value:
+            self.app.open_run(event.row_key.value)  # type: ignore[attr-defined]
+
+    # -- filter and sort -----------------------------------------------------------------
+    def action_focus_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        self.apply_filter(event.value)
+
+    def apply_filter(self, text: str) -> bool:
+        """Validate and apply a --where filter; a bad one is explained and the old one kept."""
+        error = self.query_one("#filter-error", Static)
+        text = text.strip()
+        if text:
+            try:
+                compile_where(text)
+            except MltuiError as exc:
+                error.update(Text(str(exc), style=self.app.theme_variables.get("error", "red")))
+                error.display = True
+                return False
+        error.display = False
+        self.where = text or None
+        self.query_one(RunsTable).focus()
+        self.poll_now(force=True)
+        return True
+
+    def clear_filter(self) -> None:
+        self.query_one("#filter", Input).value = ""
+        self.apply_filter("")
+
+    def on_key(self, event) -> None:
+        if event.key == "escape" and self.query_one("#filter", Input).has_focus:
+            event.stop()
+            self.clear_filter()
+
+    def _metric_sorts(self) -> list[tuple[str, str]]:
+        if self.snapshot is None:
+            return []
+        keys = pick_columns(self.snapshot.result.runs, "metrics", 4, varying=False)
+        return [(f"-metrics.{k}", f"{k} (high first)") for k in keys]
+
+    def sort_label(self) -> str:
+        options = SORTS + self._metric_sorts()
+        return options[self.sort_index % len(options)][1]
+
+    def action_cycle_sort(self) -> None:
+        options = SORTS + self._metric_sorts()
+        self.sort_index = (self.sort_index + 1) % len(options)
+        self.poll_now(force=True)
+        self.notify(f"Sorted by {self.sort_label()}", timeout=2)
+
+    def action_refresh(self) -> None:
+        self.poll_now(force=True)
