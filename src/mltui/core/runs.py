@@ -92,15 +92,16 @@ def run_dir(ws: Workspace, run: dict) -> Path:
 
 
 def pick_columns(runs: list[dict], field: str, limit: int, varying: bool) -> list[str]:
-    """The `field` keys (params or metrics) most worth a column: the most common, and with
-    `varying` only those whose value differs between the runs (when any do). System metrics
-    (sys/...) are left out."""
+    """The `field` keys (params or metrics) most worth a column: the most common (validation and
+    test metrics first), and with `varying` only those whose value differs between the runs (when
+    any do). System metrics (sys/...) are left out."""
     from mltui.core.values import display
 
     counts: Counter[str] = Counter()
     for run in runs:
         counts.update(k for k in run[field] if not k.startswith("sys/"))
-    keys = sorted(counts, key=lambda k: (-counts[k], k))
+    # validation and test metrics first: they are what people compare runs by
+    keys = sorted(counts, key=lambda k: (-counts[k], not ("val" in k or "test" in k), k))
     if varying and len(runs) > 1:
         keys = [k for k in keys if len({display(r[field].get(k)) for r in runs}) > 1] or keys
     return keys[:limit]

@@ -28,4 +28,8 @@ def plain(value: object, width: int | None = None) -> Text:
 
 
 def number(value: object) -> Text:
-    return Text(display(value), justify="right", no_wrap=True)
+    """A param or metric value: numbers right-aligned, anything else as literal left-aligned text."""
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    text = Text(safe(display(value)), justify="right" if numeric else "left", no_wrap=True)
+    text.truncate(24, overflow="ellipsis")
+    return text

@@ -32,7 +32,7 @@ PANES = [
 
 class MainScreen(Screen):
     BINDINGS = [
-        Binding(key, f"show_pane('{pane}')", title, id=f"app.pane.{pane}")
+        Binding(key, f"show_pane('{pane}')", title, id=f"app.pane.{pane}", show=False)  # the tabs show the keys
         for pane, title, key, _ in PANES
     ]
 

@@ -45,7 +45,7 @@ class MetricSpark(Horizontal):
 
     def show(self, summary: dict, series: list[float]) -> None:
         label = Text.assemble(plain(self.key, 28), "\n",
-                              Text(f"{display(summary['last'])}  ", style="bold"),
-                              Text(f"min {display(summary['min'])} max {display(summary['max'])}", style="dim"))
+                              Text(display(summary["last"]), style="bold"), Text(" last", style="dim"), "\n",
+                              Text(f"{display(summary['min'])} … {display(summary['max'])}", style="dim"))
         self.query_one(".metric-label", Static).update(label)
         self.query_one(Sparkline).data = series or [0.0]
