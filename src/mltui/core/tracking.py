@@ -48,7 +48,7 @@ class Run:
         self._interval = flush_interval
         self._lock = threading.Lock()  # guards the buffers
         self._db_lock = threading.RLock()  # one flush at a time on the connection
-        self._buf: dict[str, tuple[list, list, list]] = {}
+        self._buf: dict[str, list[tuple[int, float, float]]] = {}  # key -> [(step, value, time)]
         self._pending = 0
         self._step = 0
         self._last_flush = _time()
@@ -90,10 +90,7 @@ class Run:
                     break
             else:
                 for key, value in items:
-                    series = buf[key]
-                    series[0].append(step)
-                    series[1].append(value)
-                    series[2].append(now)
+                    buf[key].append((step, value, now))  # one append per point: a signal never splits it
                 self._pending += len(items)
                 self._step = step + 1
             if self._pending < self._batch and now - self._last_flush < self._interval:
@@ -107,10 +104,8 @@ class Run:
         for key, value in clean:
             series = buf.get(key)
             if series is None:
-                series = buf[key] = ([], [], [])
-            series[0].append(step)
-            series[1].append(value)
-            series[2].append(now)
+                series = buf[key] = []
+            series.append((step, value, now))
         self._pending += len(clean)
         self._step = step + 1
         self._start_flusher()
@@ -130,25 +125,23 @@ class Run:
                     self._last_flush = _time()
                     return
                 taken = self._buf
-                self._buf = {key: ([], [], []) for key in taken}
+                self._buf = {key: [] for key in taken}
                 self._pending = 0
                 self._last_flush = _time()
             try:
+                columns = {key: tuple(zip(*points)) for key, points in taken.items() if points}
                 with write_tx(self._conn, self.workspace.db_path):
-                    metric_store.write_batch(self._conn, self.id, taken)
+                    metric_store.write_batch(self._conn, self.id, columns)
             except BaseException:
                 self._restore(taken)
                 raise
 
-    def _restore(self, taken: dict[str, tuple[list, list, list]]) -> None:
+    def _restore(self, taken: dict[str, list[tuple[int, float, float]]]) -> None:
         """Put points back in front of the buffer after a failed write, so nothing is lost."""
         with self._lock:
-            for key, (steps, values, times) in taken.items():
-                series = self._buf.setdefault(key, ([], [], []))
-                series[0][:0] = steps
-                series[1][:0] = values
-                series[2][:0] = times
-                self._pending += len(steps)
+            for key, points in taken.items():
+                self._buf.setdefault(key, [])[:0] = points
+                self._pending += len(points)
 
     def _start_flusher(self) -> None:
         if self._flusher is None and self._interval > 0:
@@ -376,23 +369,33 @@ def init(
 
 # -- process exit: atexit, SIGTERM, uncaught exceptions ------------------------------------
 _hooks_installed = False
-_crashed = False
+_ending: str | None = None  # "failed" or "killed" once we know how the process is ending
+_terminated_by: int | None = None
+
+
+class _Terminated(SystemExit):
+    """Raised by the SIGTERM handler so the stack unwinds (locks released) before runs are finished."""
 
 
 def _finish_all(status: str | None = None) -> None:
     for run in list(_live_runs):
         try:
-            run.finish(status or ("failed" if _crashed else None))
+            run.finish(status or _ending)
         except Exception as exc:  # at exit, say it and go on
             print(f"mltui: could not finish run {run.id}: {exc}", file=sys.stderr)
+    if _terminated_by is not None:  # die by the signal, as the sender expects
+        import signal
+
+        signal.signal(_terminated_by, signal.SIG_DFL)
+        os.kill(os.getpid(), _terminated_by)
 
 
 def _on_sigterm(signum, frame) -> None:
-    import signal
-
-    _finish_all("killed")
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
+    # Flushing here could deadlock on a lock the interrupted code holds; unwind first and let
+    # the atexit hook finish the runs with everything they buffered.
+    global _ending, _terminated_by
+    _ending, _terminated_by = "killed", signum
+    raise _Terminated(128 + signum)
 
 
 def _install_hooks() -> None:
@@ -404,8 +407,8 @@ def _install_hooks() -> None:
     previous = sys.excepthook
 
     def excepthook(exc_type, exc, tb):
-        global _crashed
-        _crashed = True
+        global _ending
+        _ending = "killed" if issubclass(exc_type, KeyboardInterrupt) else "failed"
         previous(exc_type, exc, tb)
 
     sys.excepthook = excepthook

@@ -1,0 +1,38 @@
+"""How long `import mltui` takes in a fresh interpreter, next to an interpreter that imports nothing.
+
+    python bench/import_time.py [--repeat 21]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import median_of, timer  # noqa: E402
+
+
+def run(code: str) -> float:
+    clock = timer()
+    subprocess.run([sys.executable, "-c", code], check=True)
+    return clock()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=21)
+    args = parser.parse_args()
+    run("import mltui")  # compile .pyc files first
+    base, _ = median_of(lambda: run("pass"), args.repeat)
+    lib, _ = median_of(lambda: run("import mltui"), args.repeat)
+    cli, _ = median_of(lambda: run("import mltui.cli.main, mltui.cli.runs, mltui.core.runs"), args.repeat)
+    print(f"python -c pass                 : median {base * 1000:6.1f} ms")
+    print(f"python -c 'import mltui'       : median {lib * 1000:6.1f} ms  (import itself: {(lib - base) * 1000:.1f} ms;"
+          " target well under 100 ms)")
+    print(f"CLI modules for `runs list`    : median {cli * 1000:6.1f} ms  (import itself: {(cli - base) * 1000:.1f} ms)")
+
+
+if __name__ == "__main__":
+    main()
