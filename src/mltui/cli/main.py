@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 
 from mltui.core.errors import MltuiError
@@ -71,6 +72,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         sys.stderr.write(f"mltui: {exc}\n")
         return exc.exit_code
+    except sqlite3.Error as exc:  # a store that fails mid-command (damaged pages, full disk)
+        if debug:
+            raise
+        from mltui.store.connection import translate
+
+        sys.stderr.write(f"mltui: {translate(exc, '(.mltui/mltui.db)')}\n")
+        return 1
     except KeyboardInterrupt:
         sys.stderr.write("mltui: interrupted.\n")
         return 130

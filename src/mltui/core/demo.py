@@ -103,20 +103,27 @@ class DemoFeeder:
 
     def _loop(self) -> None:
         runs = [Run(self.ws, rid, attached=True, flush_interval=0) for rid in self.run_ids]
-        state = {r.id: (r._step, r._step * 2 + 300) for r in runs}
+        conn = open_store(self.ws.db_path)
+        try:  # carry on from where each curve stopped
+            state = {}
+            for run in runs:
+                row = conn.execute("SELECT last FROM metric_summary WHERE run_id = ? AND key = 'train/loss'",
+                                   (run.id,)).fetchone()
+                state[run.id] = row[0] if row and row[0] is not None else 2.3
+        finally:
+            conn.close()
         try:
             while not self._stop.wait(self.interval):
                 for run in runs:
-                    step, horizon = state[run.id]
-                    base = 0.4 + 1.9 * math.exp(-step / (horizon / 4))
-                    point = {"train/loss": base * (1 + self.rng.gauss(0, 0.04)),
-                             "train/acc": min(1.0, 1 - base / 2.3 * 0.9 + self.rng.gauss(0, 0.01))}
+                    step = run._step
+                    base = state[run.id] = max(0.05, state[run.id] * 0.997)
+                    noisy = base * (1 + self.rng.gauss(0, 0.04))
+                    point = {"train/loss": noisy, "train/acc": min(1.0, 1 - noisy / 2.3 * 0.9)}
                     if step % 10 == 9:
                         point["val/loss"] = base * 1.08
                         point["val/acc"] = min(1.0, 1 - base / 2.3 * 0.9 - 0.02)
                     run.log(point, step=step)
                     run.flush()
-                    state[run.id] = (step + 1, horizon)
         finally:
             for run in runs:
                 run.finish()

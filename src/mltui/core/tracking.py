@@ -186,6 +186,7 @@ class Run:
             import shutil
 
             shutil.copyfile(src, dest)
+            os.chmod(dest, self._file_mode)
         import hashlib
 
         digest = hashlib.sha256()
@@ -294,6 +295,9 @@ def create_run(
     try:
         run_dir.mkdir(mode=config.dir_mode, parents=False, exist_ok=False)
         (run_dir / "artifacts").mkdir(mode=config.dir_mode)
+        if config.shared:  # mkdir's mode is cut by the umask; shared folders must really be group-writable
+            os.chmod(run_dir, config.dir_mode)
+            os.chmod(run_dir / "artifacts", config.dir_mode)
     except FileNotFoundError:
         workspace.runs_dir.mkdir(mode=config.dir_mode, exist_ok=True)
         return create_run(workspace, name, kind, status, command, note, parent_id, created)

@@ -156,6 +156,9 @@ def init_workspace(where: str | os.PathLike[str] | None = None, shared: bool = F
     try:
         root.mkdir(mode=config.dir_mode, exist_ok=True)
         (root / "runs").mkdir(mode=config.dir_mode, exist_ok=True)
+        if created:  # mkdir's mode is cut by the umask: set exactly what was asked
+            os.chmod(root, config.dir_mode)
+            os.chmod(root / "runs", config.dir_mode)
         cfg = root / CONFIG_NAME
         if not cfg.exists():
             text = CONFIG_TEMPLATE.replace("shared = false", f"shared = {'true' if shared else 'false'}")
@@ -175,6 +178,7 @@ def write_private(path: Path, text: str, mode: int = 0o600) -> None:
     """Write a new text file created with `mode` (never wider than asked)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        os.fchmod(fh.fileno(), mode)  # O_CREAT's mode is cut by the umask
         fh.write(text)
 
 

@@ -62,6 +62,7 @@ def connect(path: Path | str, readonly: bool = False, file_mode: int = 0o600) ->
             return _connect_readonly(path)
         if not path.exists():
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, file_mode)
+            os.fchmod(fd, file_mode)  # O_CREAT's mode is cut by the umask; WAL files copy these bits
             os.close(fd)
         conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
         _configure(conn, readonly=False)
