@@ -6,7 +6,7 @@ import argparse
 import sys
 from contextlib import closing
 
-from mltui.cli.output import print_json, table
+from mltui.cli.output import metric_table, print_json
 from mltui.core.values import display
 
 
@@ -48,9 +48,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         elif not summary:
             print(f"Run {run_id} has no metrics.")
         else:
-            print(table(["KEY", "LAST", "MIN", "MAX", "STEP", "POINTS"],
-                        [[k, display(s["last"]), display(s["min"]), display(s["max"]), str(s["last_step"]),
-                          str(s["count"])] for k, s in summary.items()]))
+            print(metric_table(summary))
         return 0
     if args.json:
         print_json({"run": run_id, "series": {

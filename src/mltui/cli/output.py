@@ -57,3 +57,14 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], max_width: int 
     for row in rows:
         lines.append("  ".join(fit(c, w).ljust(w) for c, w in zip(row, widths)).rstrip())
     return "\n".join(lines)
+
+
+def metric_table(summary: dict[str, dict]) -> str:
+    """One line per metric of a run: last, min, max, last step, number of points."""
+    from mltui.core.values import display
+
+    return table(
+        ["KEY", "LAST", "MIN", "MAX", "STEP", "POINTS"],
+        [[k, display(s["last"]), display(s["min"]), display(s["max"]), str(s["last_step"]), str(s["count"])]
+         for k, s in summary.items()],
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from contextlib import closing
 
-from mltui.cli.output import age, print_json, safe, span, table, when
+from mltui.cli.output import age, metric_table, print_json, safe, span, table, when
 from mltui.core.values import display
 
 
@@ -105,11 +105,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(table(["KEY", "VALUE"], [[k, display(v)] for k, v in values.items()]))
     if run["metrics"]:
         print("\nmetrics")
-        print(table(
-            ["KEY", "LAST", "MIN", "MAX", "STEP", "POINTS"],
-            [[k, display(s["last"]), display(s["min"]), display(s["max"]), str(s["last_step"]), str(s["count"])]
-             for k, s in run["metrics"].items()],
-        ))
+        print(metric_table(run["metrics"]))
     if run["artifacts"]:
         print("\nartifacts")
         print(table(["PATH", "SIZE", "SHA256"],
