@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         from mltui.store.connection import translate
 
-        sys.stderr.write(f"mltui: {translate(exc, '(.mltui/mltui.db)')}\n")
+        sys.stderr.write(f"mltui: {translate(exc)}\n")
         return 1
     except KeyboardInterrupt:
         sys.stderr.write("mltui: interrupted.\n")

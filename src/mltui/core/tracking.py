@@ -303,8 +303,12 @@ def create_run(
         return create_run(workspace, name, kind, status, command, note, parent_id, created)
     except FileExistsError:
         return create_run(workspace, name, kind, status, command, note, parent_id, created)
-    except PermissionError:
-        raise MltuiError(f"Cannot create a run folder in {workspace.runs_dir}: the workspace is read-only.") from None
+    except OSError as exc:
+        import errno
+
+        if isinstance(exc, PermissionError) or exc.errno == errno.EROFS:
+            raise MltuiError(f"Cannot create a run folder in {workspace.runs_dir}: the workspace is read-only.") from None
+        raise MltuiError(f"Cannot create a run folder in {workspace.runs_dir}: {exc.strerror}.") from None
     conn = open_store(workspace.db_path, file_mode=config.file_mode)
     try:
         with write_tx(conn, workspace.db_path):

@@ -27,30 +27,39 @@ def _check_is_sqlite(path: Path) -> None:
         raise StoreError(f"{path} is not an mltui store: the file is not a SQLite database.")
 
 
-def translate(exc: sqlite3.Error, path: Path | str) -> StoreError:
+def translate(exc: sqlite3.Error, path: Path | str = "") -> StoreError:
     """Turn a sqlite3 error into one sentence a person can act on."""
     msg = str(exc).lower()
+    store = f"The store {path}" if path else "The store"
     if "readonly" in msg or "read-only" in msg:
-        return StoreError(f"The store {path} is read-only here, so nothing can be written to it.")
+        return StoreError(f"{store} is read-only here, so nothing can be written to it.")
     if "not a database" in msg or "malformed" in msg:
-        return StoreError(f"The store {path} is damaged or not a SQLite database ({exc}).")
+        return StoreError(f"{store} is damaged or not a SQLite database ({exc}).")
     if "unable to open" in msg:
+        folder = os.path.dirname(os.path.abspath(path)) if path else "."
+        if path and os.path.exists(path) and not os.access(folder, os.W_OK):
+            return StoreError(f"{store} is read-only here, so nothing can be written to it.")
         return StoreError(f"Cannot open the store {path} (missing, or its folder is not accessible).")
     if "locked" in msg or "busy" in msg:
-        return StoreError(f"The store {path} stayed locked by another process for too long.")
+        return StoreError(f"{store} stayed locked by another process for too long.")
+    if "foreign key" in msg:
+        return StoreError(f"{store} refused the write: the run it belongs to no longer exists.")
     if "disk" in msg and ("full" in msg or "i/o" in msg):
-        return StoreError(f"Writing the store {path} failed: {exc}.")
-    return StoreError(f"The store {path} failed: {exc}.")
+        return StoreError(f"Writing {store.lower()} failed: {exc}.")
+    return StoreError(f"{store} failed: {exc}.")
 
 
-def _configure(conn: sqlite3.Connection, readonly: bool) -> None:
+def _configure(conn: sqlite3.Connection) -> None:
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA foreign_keys = ON")
-    if not readonly:
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise StoreError("The store could not be switched to WAL mode (is the folder on a network filesystem?).")
-        conn.execute("PRAGMA synchronous = NORMAL")
+
+
+def enable_wal(conn: sqlite3.Connection) -> None:
+    """WAL lets readers and one writer work at once. Done only once the file is known to be ours."""
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise StoreError("The store could not be switched to WAL mode (is the folder on a network filesystem?).")
+    conn.execute("PRAGMA synchronous = NORMAL")
 
 
 def connect(path: Path | str, readonly: bool = False, file_mode: int = 0o600) -> sqlite3.Connection:
@@ -65,7 +74,7 @@ def connect(path: Path | str, readonly: bool = False, file_mode: int = 0o600) ->
             os.fchmod(fd, file_mode)  # O_CREAT's mode is cut by the umask; WAL files copy these bits
             os.close(fd)
         conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
-        _configure(conn, readonly=False)
+        _configure(conn)
         return conn
     except FileExistsError:
         return connect(path, readonly, file_mode)
@@ -84,7 +93,7 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
     for query in ("mode=ro", "immutable=1"):
         try:
             conn = sqlite3.connect(f"{uri}?{query}", uri=True, isolation_level=None, check_same_thread=False)
-            _configure(conn, readonly=True)
+            _configure(conn)
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
             return conn
         except sqlite3.Error as exc:
@@ -95,13 +104,18 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
 
 def open_store(path: Path | str, readonly: bool = False, file_mode: int = 0o600) -> sqlite3.Connection:
     """Connect and bring the schema up to date (or refuse a store from a newer mltui)."""
-    from mltui.store.schema import check_version, migrate
+    from mltui.store.schema import check_version, migrate, refuse_foreign
 
     conn = connect(path, readonly=readonly, file_mode=file_mode)
     try:
         if readonly:
             check_version(conn, path)
         else:
+            refuse_foreign(conn, path)
+            try:
+                enable_wal(conn)
+            except sqlite3.Error as exc:
+                raise translate(exc, path) from None
             migrate(conn, path)
     except BaseException:
         conn.close()
@@ -110,7 +124,7 @@ def open_store(path: Path | str, readonly: bool = False, file_mode: int = 0o600)
 
 
 @contextmanager
-def write_tx(conn: sqlite3.Connection, path: Path | str = "the store") -> Iterator[sqlite3.Connection]:
+def write_tx(conn: sqlite3.Connection, path: Path | str = "") -> Iterator[sqlite3.Connection]:
     """BEGIN IMMEDIATE ... COMMIT, waiting out other writers instead of failing."""
     deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
     delay = 0.001
@@ -127,11 +141,13 @@ def write_tx(conn: sqlite3.Connection, path: Path | str = "the store") -> Iterat
             delay = min(delay * 2, 0.05)
     try:
         yield conn
-    except BaseException:
+    except BaseException as exc:
         try:
             conn.execute("ROLLBACK")
         except sqlite3.Error:
             pass
+        if isinstance(exc, sqlite3.Error):
+            raise translate(exc, path) from None
         raise
     try:
         conn.execute("COMMIT")

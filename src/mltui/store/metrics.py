@@ -79,21 +79,17 @@ def write_batch(conn: sqlite3.Connection, run_id: str, series: Mapping[str, tupl
 
 
 def read_series(conn: sqlite3.Connection, run_id: str, key: str) -> tuple[array, array, array]:
-    """All points of one series ordered by step; a step logged twice keeps its last value."""
+    """All points of one series ordered by step; a step logged twice keeps its latest write."""
     steps, values, times = array("q"), array("d"), array("d")
-    ordered = True
-    for s, v, t in conn.execute(
-        "SELECT steps, vals, times FROM metrics WHERE run_id = ? AND key = ? ORDER BY first_step, rowid",
+    for s, v, t in conn.execute(  # insertion order, so "later" below means written later
+        "SELECT steps, vals, times FROM metrics WHERE run_id = ? AND key = ? ORDER BY rowid",
         (run_id, key),
     ):
-        s_arr = _unpack("q", s)
-        if ordered and steps and s_arr and s_arr[0] <= steps[-1]:
-            ordered = False
-        steps.extend(s_arr)
+        steps.extend(_unpack("q", s))
         values.extend(_unpack("d", v))
         times.extend(_unpack("d", t))
-    if ordered and all(steps[i] < steps[i + 1] for i in range(len(steps) - 1)):
-        return steps, values, times
+    if all(steps[i] < steps[i + 1] for i in range(len(steps) - 1)):
+        return steps, values, times  # the common case: appended in step order, no repeats
     latest: dict[int, int] = {}
     for i, s in enumerate(steps):
         latest[s] = i

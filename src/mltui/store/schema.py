@@ -115,6 +115,15 @@ def _refuse(version: int, path: Path | str) -> None:
         )
 
 
+def refuse_foreign(conn: sqlite3.Connection, path: Path | str) -> None:
+    """Refuse, before touching it, a SQLite file that is not an mltui store or is from a newer mltui."""
+    try:
+        version = read_version(conn)
+    except sqlite3.Error as exc:
+        raise translate(exc, path) from None
+    _refuse(version, path)
+
+
 def check_version(conn: sqlite3.Connection, path: Path | str) -> int:
     try:
         version = read_version(conn)

@@ -51,6 +51,7 @@ TOKEN_RE = re.compile(
     r"""
     (?P<ws>\s+)
   | (?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
+  | (?P<date>\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2})?)?)(?![\w.:])
   | (?P<duration>\d+(?:\.\d+)?[smhdw])(?![\w.])
   | (?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?![\w])
   | (?P<op><=|>=|!=|<>|==|=|<|>)
@@ -58,7 +59,7 @@ TOKEN_RE = re.compile(
   | (?P<rparen>\))
   | (?P<comma>,)
   | (?P<field>(?:params|metrics|tags)\.`[^`]+`)
-  | (?P<word>[A-Za-z_][\w.:/\-]*)
+  | (?P<word>[A-Za-z_][\w.:/\-]*|\d\w*[A-Za-z_]\w*)
     """,
     re.VERBOSE,
 )
@@ -256,8 +257,12 @@ class Compiler:
         tok = self.tok
         if tok.kind == "string":
             value: object = _unquote(tok.text)
+        elif tok.kind == "date":
+            value = tok.text
         elif tok.kind == "number":
             value = float(tok.text) if any(c in tok.text for c in ".eE") else int(tok.text)
+            if isinstance(value, int) and not -(2**63) <= value < 2**63:
+                value = float(value)  # SQLite integers are 64-bit; compare such numbers as reals
         elif tok.kind == "duration":
             seconds = float(tok.text[:-1]) * UNITS[tok.text[-1]]
             if field.namespace is None and field.name in TIME_ATTRIBUTES:
@@ -324,13 +329,15 @@ def compile_sort(spec: str, now: float | None = None) -> tuple[str, list[object]
     """`-metrics.val_acc,name` -> ORDER BY text and parameters. Missing values sort last."""
     parts: list[str] = []
     params: list[object] = []
+    offset = 0
     for raw in spec.split(","):
+        start, offset = offset, offset + len(raw) + 1
         item = raw.strip()
         desc = item.startswith("-")
         name = item[1:].strip() if desc or item.startswith("+") else item
         field = parse_field(name)
         if field is None:
-            pos = spec.find(raw) + (len(raw) - len(raw.lstrip()))
+            pos = start + (len(raw) - len(raw.lstrip()))
             raise _fail(spec, pos, f"unknown sort key {name!r}; use params.NAME, metrics.NAME, tags.NAME or "
                         + ", ".join(ATTRIBUTES), "--sort")
         if field.namespace is None:
