@@ -154,6 +154,7 @@ def init_workspace(where: str | os.PathLike[str] | None = None, shared: bool = F
         raise UsageError(f"{root} exists and is not a folder.")
     config = Config(shared=shared)
     try:
+        base.mkdir(parents=True, exist_ok=True)  # like `git init NEWDIR`
         root.mkdir(mode=config.dir_mode, exist_ok=True)
         (root / "runs").mkdir(mode=config.dir_mode, exist_ok=True)
         if created:  # mkdir's mode is cut by the umask: set exactly what was asked

@@ -49,7 +49,7 @@ class RunsPane(Vertical, Polling):
         self.reader = StoreReader(ws)
         self.poll_interval = refresh_seconds
         self.where: str | None = None
-        self.sort_index = 0
+        self.sort: tuple[str, str] = SORTS[0]  # (--sort spec, label); kept even when a filter hides its metric
         self.snapshot: RunsSnapshot | None = None
 
     def compose(self) -> ComposeResult:
@@ -76,8 +76,7 @@ class RunsPane(Vertical, Polling):
     def collect(self, force: bool) -> RunsSnapshot | None:
         if not self.reader.changed() and not force:
             return None
-        sort = SORTS[self.sort_index][0] if self.sort_index < len(SORTS) else self._metric_sorts()[self.sort_index - len(SORTS)][0]
-        result = list_runs(self.reader.conn, where=self.where, sort=sort, limit=MAX_ROWS)
+        result = list_runs(self.reader.conn, where=self.where, sort=self.sort[0], limit=MAX_ROWS)
         return RunsSnapshot(result, time.time())
 
     def apply(self, snapshot: RunsSnapshot | None) -> None:
@@ -116,7 +115,8 @@ class RunsPane(Vertical, Polling):
                           "No runs yet. Log one from a training script with mltui.init(), then watch it here.")
         else:
             shown = len(result.runs)
-            status.append(f"{result.total:,} runs" if shown == result.total else f"{shown:,} of {result.total:,} runs")
+            noun = "run" if result.total == 1 else "runs"
+            status.append(f"{result.total:,} {noun}" if shown == result.total else f"{shown:,} of {result.total:,} {noun}")
             if running:
                 status.append(f" · {running} running", style=self.app.theme_variables.get("status-running", ""))
         status.append(f" · sort: {self.sort_label()}", style="dim")
@@ -186,12 +186,12 @@ class RunsPane(Vertical, Polling):
         return [(f"-metrics.{k}", f"{k} (high first)") for k in keys]
 
     def sort_label(self) -> str:
-        options = SORTS + self._metric_sorts()
-        return options[self.sort_index % len(options)][1]
+        return self.sort[1]
 
     def action_cycle_sort(self) -> None:
-        options = SORTS + self._metric_sorts()
-        self.sort_index = (self.sort_index + 1) % len(options)
+        options = SORTS + [o for o in self._metric_sorts() if o not in SORTS]
+        position = options.index(self.sort) if self.sort in options else -1
+        self.sort = options[(position + 1) % len(options)]
         self.poll_now(force=True)
         self.notify(f"Sorted by {self.sort_label()}", timeout=2)
 

@@ -84,7 +84,7 @@ class RunsTable(DataTable):
                 else:
                     for col, before, after in zip(self._columns, old, new):
                         if before != after:
-                            self.update_cell(run["id"], col.key, after)
+                            self.update_cell(run["id"], col.key, after, update_width=True)
                 self._cells[run["id"]] = new
             order = {run["id"]: i for i, run in enumerate(runs)}
             current = [row.key.value for row in self.ordered_rows]
