@@ -101,9 +101,16 @@ def test_init_refuses_a_file_named_mltui(tmp_path, cli):
     assert "exists and is not a folder" in line
 
 
-def test_init_missing_parent_folder(tmp_path, cli):
-    line = one_line_error(cli("init", str(tmp_path / "no" / "such"), cwd=tmp_path), 1)
-    assert line.startswith(f"mltui: Cannot create a workspace in {tmp_path / 'no' / 'such'}")
+def test_init_creates_a_missing_folder_like_git_init(tmp_path, cli):
+    result = cli("init", str(tmp_path / "no" / "such"), cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert (tmp_path / "no" / "such" / ".mltui" / "mltui.db").is_file()
+
+
+def test_init_below_a_file_is_one_line(tmp_path, cli):
+    (tmp_path / "afile").write_text("x")
+    line = one_line_error(cli("init", str(tmp_path / "afile" / "sub"), cwd=tmp_path), 1)
+    assert line.startswith(f"mltui: Cannot create a workspace in {tmp_path / 'afile' / 'sub'}")
 
 
 # -- runs list ----------------------------------------------------------------------------------
