@@ -25,7 +25,7 @@ def _common() -> argparse.ArgumentParser:
 
 
 def build_parser() -> Parser:
-    from mltui.cli import metrics, runs, tui, workspace
+    from mltui.cli import compare, metrics, runs, tui, workspace
 
     common = _common()
     parser = Parser(
@@ -38,7 +38,7 @@ def build_parser() -> Parser:
     parser.set_defaults(debug=False, handler=tui.open_tui, theme=None)
     parser.add_argument("--theme", help="TUI theme by name (default: the workspace config's theme)")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
-    for module in (workspace, runs, metrics, tui):
+    for module in (workspace, runs, metrics, compare, tui):
         module.register(sub, common)
     return parser
 

@@ -24,6 +24,10 @@ theme = "mltui-dark"
 # How often the Runs pane looks for changes, in seconds.
 refresh_seconds = 1.0
 
+[compare.direction]
+# Which way is better for a metric, when its name does not say (loss is down, acc is up):
+# "val/perplexity" = "min"
+
 [keys]
 # Remap any key by its binding id, e.g.:
 # "runs.filter" = "slash,f"
@@ -36,13 +40,13 @@ class Config:
 
     def __init__(
         self, shared: bool = False, theme: str = "mltui-dark", refresh_seconds: float = 1.0,
-        keys: dict[str, str] | None = None,
+        keys: dict[str, str] | None = None, directions: dict[str, str] | None = None,
     ) -> None:
         self.shared = shared
         self.theme = theme
         self.refresh_seconds = refresh_seconds
         self.keys = dict(keys or {})
-
+        self.directions = dict(directions or {})  # metric -> "min" | "max", for compare
     @property
     def dir_mode(self) -> int:
         return 0o770 if self.shared else 0o700
@@ -72,7 +76,12 @@ def parse_config(text: str, source: str = CONFIG_NAME) -> Config:
         raise MltuiError(f"{source}: 'tui.refresh_seconds' must be a positive number.")
     if not isinstance(keys, dict) or not all(isinstance(v, str) for v in keys.values()):
         raise MltuiError(f"{source}: every entry under [keys] must be a string of keys.")
-    return Config(shared=shared, theme=theme, refresh_seconds=float(refresh), keys=dict(keys))
+    compare = data.get("compare", {})
+    directions = compare.get("direction", {}) if isinstance(compare, dict) else None
+    if not isinstance(directions, dict) or not all(v in ("min", "max") for v in directions.values()):
+        raise MltuiError(f"{source}: every entry under [compare.direction] must be \"min\" or \"max\".")
+    return Config(shared=shared, theme=theme, refresh_seconds=float(refresh), keys=dict(keys),
+                  directions=dict(directions))
 
 
 class Workspace:

@@ -91,6 +91,14 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (run_id, path)
         ) WITHOUT ROWID""",
     ],
+    [  # 2: saved comparison views
+        """CREATE TABLE views (
+            name TEXT PRIMARY KEY,
+            spec TEXT NOT NULL,
+            created REAL NOT NULL,
+            updated REAL NOT NULL
+        ) WITHOUT ROWID""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,246 @@
+"""`mltui compare`, `mltui views` and `mltui export`: comparison tables and charts without the screen."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from contextlib import closing
+
+from mltui.cli.output import print_json, safe, table
+from mltui.core.values import display
+
+MAX_RUNS = 50
+
+
+def register(sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("compare", parents=[common], help="compare runs: best-of table, param diff, charts",
+                       description="Compare runs: for each metric the last value, the best value and its step "
+                       "(the best run marked *), the params that differ, and with --plot the curves drawn over "
+                       "each other. Better is inferred from the name (loss down, acc up) unless config.toml's "
+                       "[compare.direction] says otherwise.")
+    p.add_argument("runs", metavar="ID", nargs="*", help="run ids or unique prefixes")
+    p.add_argument("--where", "-w", metavar="EXPR", help="compare every run matching this filter (at most 50)")
+    p.add_argument("--view", metavar="NAME", help="open a saved view")
+    p.add_argument("--metric", "-m", action="append", metavar="K", help="metric to compare (repeat; default all)")
+    p.add_argument("--plot", action="store_true", help="draw the chart of each chosen metric in the terminal")
+    p.add_argument("--axis", choices=["step", "time", "relative"], help="x axis of the chart (default step)")
+    p.add_argument("--smooth", type=float, metavar="W", help="EMA smoothing weight in [0, 1) (default 0)")
+    p.add_argument("--log-y", action="store_true", default=None, help="log-scale y axis")
+    p.add_argument("--clip", action="store_true", default=None, help="clip outliers out of the y range")
+    p.add_argument("--all-params", action="store_true", help="show every param, not only those that differ")
+    p.add_argument("--save", metavar="NAME", help="save this comparison as a named view")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print JSON")
+    fmt.add_argument("--csv", action="store_true", help="print the metric table as CSV")
+    p.set_defaults(handler=cmd_compare)
+
+    v = sub.add_parser("views", parents=[common], help="list or remove saved comparison views",
+                       description="Saved comparisons (made with `mltui compare ... --save NAME` or ctrl+s in the "
+                       "Compare pane).")
+    verbs = v.add_subparsers(title="verbs", metavar="VERB", required=True, parser_class=type(p))
+    ls = verbs.add_parser("list", parents=[common], help="list saved views")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(handler=cmd_views_list)
+    rm = verbs.add_parser("rm", parents=[common], help="remove a saved view")
+    rm.add_argument("name")
+    rm.set_defaults(handler=cmd_views_rm)
+
+    e = sub.add_parser("export", parents=[common], help="write runs or metric points to CSV, Parquet or JSON",
+                       description="Export through polars. `runs`: one row per run with params.*, metrics.* "
+                       "(latest values) and tags.* columns. `metrics`: one row per point (run_id, key, step, "
+                       "value, time).")
+    e.add_argument("what", choices=["runs", "metrics"])
+    e.add_argument("--where", "-w", metavar="EXPR", help="only runs matching this filter")
+    e.add_argument("--format", "-f", choices=["csv", "parquet", "json"], default=None,
+                   help="file format (default: from the file name, else csv)")
+    e.add_argument("-o", "--output", metavar="FILE", required=True, help="file to write ('-' for stdout)")
+    e.set_defaults(handler=cmd_export)
+
+
+def _view_from_args(args, conn):
+    from mltui.core.views import View, get_view
+
+    view = get_view(conn, args.view) if args.view else View()
+    if args.runs:
+        view.runs, view.where = list(args.runs), None
+    if args.where:
+        view.where, view.runs = args.where, [] if not args.runs else view.runs
+    if args.metric:
+        view.metrics = list(args.metric)
+    if args.axis:
+        view.axis = args.axis
+    if args.smooth is not None:
+        view.smoothing = args.smooth
+    if args.log_y:
+        view.log_y = True
+    if args.clip:
+        view.clip = True
+    return view.check()
+
+
+def resolve_runs(conn, view) -> list[dict]:
+    """The runs of a view (ids, or its --where now), with params and metric summaries."""
+    from mltui.core.errors import UsageError
+    from mltui.core.runs import attach_details, list_runs
+    from mltui.store.runs import get_runs, resolve_ids
+
+    if view.runs:
+        ids = list(dict.fromkeys(resolve_ids(conn, view.runs)))
+        runs = get_runs(conn, ids)
+        attach_details(conn, runs)
+    else:
+        result = list_runs(conn, where=view.where, limit=MAX_RUNS + 1)
+        runs = result.runs
+    if len(runs) > MAX_RUNS:
+        raise UsageError(f"Compare at most {MAX_RUNS} runs at once; narrow the filter.")
+    if not runs:
+        raise UsageError("No runs to compare: name some ids or a --where that matches runs.")
+    return runs
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from mltui.core.compare import clip_limits, compare, load_series
+    from mltui.core.errors import UsageError
+    from mltui.core.views import save_view
+    from mltui.core.workspace import open_workspace
+
+    if not args.runs and not args.where and not args.view:
+        raise UsageError("Name runs to compare (ids), or give --where or --view.")
+    ws, conn = open_workspace(write=bool(args.save))
+    with closing(conn):
+        view = _view_from_args(args, conn)
+        runs = resolve_runs(conn, view)
+        known = {k for r in runs for k in r["metrics"]}
+        missing = [k for k in view.metrics if k not in known]
+        if missing:
+            raise UsageError(f"None of these runs has the metric {missing[0]!r}.")
+        comp = compare(conn, runs, view.metrics or None, ws.config().directions)
+        charts = []
+        if args.plot:
+            width, height = shutil.get_terminal_size((100, 30))
+            keys = comp.metrics[:6]
+            for key in keys:
+                series = load_series(conn, [r["id"] for r in runs], key, view.axis, view.smoothing,
+                                     buckets=max(20, width - 12))
+                charts.append((key, series))
+        if args.save:
+            save_view(conn, args.save, view)
+    if args.json:
+        print_json(_as_json(comp))
+    elif args.csv:
+        _print_csv(comp)
+    else:
+        _print_text(comp, args.all_params)
+    if charts:
+        from mltui.chart import draw
+
+        names = {r["id"]: r["name"] for r in runs}
+        for key, series in charts:
+            print()
+            print(draw(series, [safe(names[s.run_id]) for s in series], width, max(10, min(height - 4, 30)),
+                       title=key, axis=view.axis, log_y=view.log_y,
+                       ylim=clip_limits(series) if view.clip else None, colour=sys.stdout.isatty()))
+    if args.save:
+        sys.stderr.write(f"Saved view {args.save!r}.\n")
+    return 0
+
+
+def _as_json(comp) -> dict:
+    return {
+        "runs": [{"id": r["id"], "name": r["name"], "status": r["status"]} for r in comp.runs],
+        "metrics": {
+            key: {
+                "direction": comp.directions[key],
+                "runs": {rid: {"last": c.last, "best": c.best, "best_step": c.best_step, "is_best": c.is_best}
+                         for rid, cells in comp.cells.items() if (c := cells[key]).last is not None},
+            }
+            for key in comp.metrics
+        },
+        "params": {
+            "differ": comp.params_differ,
+            "values": {r["id"]: r["params"] for r in comp.runs},
+        },
+    }
+
+
+def _print_csv(comp) -> None:
+    import csv
+
+    out = csv.writer(sys.stdout, lineterminator="\n")
+    out.writerow(["run_id", "name", "metric", "direction", "last", "best", "best_step", "is_best"])
+    for run in comp.runs:
+        for key in comp.metrics:
+            c = comp.cells[run["id"]][key]
+            if c.last is not None:
+                out.writerow([run["id"], run["name"], key, comp.directions[key], display(c.last), display(c.best),
+                              c.best_step if c.best_step is not None else "", int(c.is_best)])
+
+
+def _print_text(comp, all_params: bool) -> None:
+    names = {r["id"]: r["name"] for r in comp.runs}
+    print(f"Comparing {len(comp.runs)} runs (* marks the best run of each metric)")
+    for key in comp.metrics:
+        better = "lower" if comp.directions[key] == "min" else "higher"
+        rows = []
+        for run in comp.runs:
+            c = comp.cells[run["id"]][key]
+            if c.last is None:
+                continue
+            rows.append([("* " if c.is_best else "  ") + run["id"], names[run["id"]], display(c.last),
+                         display(c.best), "-" if c.best_step is None else str(c.best_step)])
+        print(f"\n{safe(key)} ({better} is better)")
+        if rows:
+            print(table(["  RUN", "NAME", "LAST", "BEST", "AT STEP"], rows))
+        else:
+            print("  no run has this metric")
+    params = comp.params_all if all_params else comp.params_differ
+    print("\nparams" + ("" if all_params else " that differ"))
+    if not params:
+        print("  none: every run has the same params" if comp.params_all else "  no params logged")
+        return
+    print(table(["RUN", *params], [[run["id"], *(display(run["params"].get(k)) if k in run["params"] else "-"
+                                                  for k in params)] for run in comp.runs]))
+
+
+def cmd_views_list(args: argparse.Namespace) -> int:
+    from mltui.core.views import list_views
+    from mltui.core.workspace import open_workspace
+
+    _, conn = open_workspace()
+    with closing(conn):
+        views = list_views(conn)
+    if args.json:
+        from dataclasses import asdict
+
+        print_json([{"name": name, **asdict(view), "updated": updated} for name, view, updated in views])
+    elif not views:
+        print("No saved views: save one with `mltui compare ... --save NAME` or ctrl+s in the Compare pane.")
+    else:
+        print(table(["NAME", "RUNS", "METRICS", "AXIS", "SMOOTH"], [
+            [name, view.where or " ".join(view.runs), ", ".join(view.metrics) or "all", view.axis,
+             f"{view.smoothing:g}"] for name, view, _ in views]))
+    return 0
+
+
+def cmd_views_rm(args: argparse.Namespace) -> int:
+    from mltui.core.views import delete_view
+    from mltui.core.workspace import open_workspace
+
+    _, conn = open_workspace(write=True)
+    with closing(conn):
+        delete_view(conn, args.name)
+    print(f"Removed view {safe(args.name)}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from mltui.core.export import export
+    from mltui.core.workspace import open_workspace
+
+    _, conn = open_workspace()
+    with closing(conn):
+        count = export(conn, args.what, args.output, args.format, args.where)
+    if args.output != "-":
+        sys.stderr.write(f"Wrote {count:,} rows to {args.output}\n")
+    return 0
