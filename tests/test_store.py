@@ -19,7 +19,7 @@ from mltui.store import runs as run_store
 from mltui.store.connection import open_store, write_tx
 from mltui.store.schema import SCHEMA_VERSION, check_version, migrate, read_version
 
-TABLES = {"meta", "runs", "params", "tags", "metrics", "metric_summary", "artifacts"}
+TABLES = {"meta", "runs", "params", "tags", "metrics", "metric_summary", "artifacts", "views"}
 RID = "0000000abc"
 
 
@@ -76,7 +76,7 @@ def test_new_store_settings(tmp_path):
         assert c.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         assert c.execute("PRAGMA busy_timeout").fetchone()[0] == 60_000
         assert c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == SCHEMA_VERSION
-        assert read_version(c) == SCHEMA_VERSION == 1
+        assert read_version(c) == SCHEMA_VERSION == 2
         assert tables(c) == TABLES
     assert path.read_bytes()[:16] == b"SQLite format 3\x00"
     # WAL is a property of the file: a plain connection sees it too
@@ -451,3 +451,19 @@ def test_tracking_api_writes_the_same_summary(tmp_path):
         assert c.execute("SELECT count(*) FROM metrics WHERE run_id = ?", (run.id,)).fetchone()[0] == 2
         steps, values, _ = metric_store.read_series(c, run.id, "loss")
         assert list(steps) == [0, 1, 2, 3] and same_floats(values, [math.nan, 2.0, 0.5, math.inf])
+
+
+def test_a_version_1_store_is_migrated_forward_keeping_its_runs(tmp_path):
+    """Stores written before saved views existed (schema 1) gain the views table and keep everything."""
+    from mltui.store.schema import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    with closing(sqlite3.connect(path, isolation_level=None)) as old:
+        for statement in MIGRATIONS[0]:
+            old.execute(statement)
+        old.execute("INSERT INTO meta(key, value) VALUES ('schema_version', 1)")
+        old.execute("INSERT INTO runs(id, name, status, created) VALUES ('00000000ab', 'kept', 'finished', 1.0)")
+    with closing(open_store(path)) as c:
+        assert read_version(c) == 2
+        assert c.execute("SELECT name FROM runs").fetchall() == [("kept",)]
+        assert c.execute("SELECT count(*) FROM views").fetchone()[0] == 0
