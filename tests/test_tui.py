@@ -194,7 +194,7 @@ async def test_runs_pane_lists_every_run_newest_first(tui_ws, tui_runs, size):
         columns = [c.key.value for c in tui_table(app).ordered_columns]
         preview = app.screen.query_one("#run-preview")
         if size == WIDE:
-            assert columns == ["status", "name", "age", "time", "m:acc", "m:loss", "p:lr", "p:bs", "id"]
+            assert columns == ["mark", "status", "name", "age", "time", "m:acc", "m:loss", "p:lr", "p:bs", "id"]
             assert tui_cell(app, tui_runs["alpha"], "p:lr") == "0.01"
             assert tui_cell(app, tui_runs["alpha"], "p:bs") == "64"
             assert tui_cell(app, tui_runs["bravo"], "p:bs") == "-"
@@ -204,7 +204,7 @@ async def test_runs_pane_lists_every_run_newest_first(tui_ws, tui_runs, size):
             assert tui_preview_lines(app)[0] == "bravo"  # the highlighted (first) run
             assert tui_runs["bravo"] in shown and "params" in shown and "0.001" in shown
         else:
-            assert columns == ["status", "name", "age", "time", "m:acc", "m:loss", "id"]
+            assert columns == ["mark", "status", "name", "age", "time", "m:acc", "m:loss", "id"]
             assert not any(c.startswith("p:") for c in columns)
             assert preview.display is False
 
@@ -227,7 +227,7 @@ async def test_resizing_hides_the_preview_and_param_columns(tui_ws, tui_runs):
         await pilot.resize_terminal(*SMALL)
         await tui_wait(pilot, lambda: app.screen.query_one("#run-preview").display is False)
         assert [c.key.value for c in tui_table(app).ordered_columns] == [
-            "status", "name", "age", "time", "m:acc", "m:loss", "id"]
+            "mark", "status", "name", "age", "time", "m:acc", "m:loss", "id"]
         assert tui_row_keys(app) == [tui_runs["bravo"], tui_runs["alpha"], tui_runs["charlie"]]
 
 

@@ -62,11 +62,34 @@ class MltuiApp(App):
             self.notify(problem, severity="warning", timeout=10, markup=False)
 
     def get_default_screen(self) -> Screen:
-        return MainScreen(self.ws, self.config.refresh_seconds)
+        return MainScreen(self.ws, self.config.refresh_seconds, self.config.directions)
 
     # -- actions -------------------------------------------------------------------------
     def open_run(self, run_id: str) -> None:
         self.push_screen(RunDetailScreen(self.ws, run_id, self.config.refresh_seconds))
+
+    def compare_view(self, view) -> None:
+        """Open the Compare pane on a view (runs or a filter, metrics, axis, smoothing)."""
+        main = self._main()
+        if main is None:
+            return
+        while self.screen is not main:
+            self.pop_screen()
+        main.compare(view)
+
+    def _saved_views(self) -> list:
+        from contextlib import closing
+
+        from mltui.core.errors import MltuiError
+        from mltui.core.store_watch import StoreReader
+        from mltui.core.views import list_views
+
+        reader = StoreReader(self.ws)
+        try:
+            with closing(reader.conn):
+                return list_views(reader.conn)
+        except MltuiError:
+            return []
 
     def action_toggle_keys(self) -> None:
         if self.screen.query("HelpPanel"):
@@ -103,6 +126,14 @@ class MltuiApp(App):
         yield SystemCommand("Open the highlighted run", "Params, tags, metric sparklines (key enter)",
                             lambda: self._on_runs(lambda pane: pane.highlighted_run() and
                                                   self.open_run(pane.highlighted_run()["id"])))
+        yield SystemCommand("Compare marked runs", "Charts and tables of the runs marked with space (key c)",
+                            lambda: self._on_runs(lambda pane: pane.action_compare()))
+        yield SystemCommand("Compare every run the filter shows", "Up to 50 runs (key C)",
+                            lambda: self._on_runs(lambda pane: pane.action_compare_all()))
+        for name, view, _ in self._saved_views():
+            what = view.where or f"{len(view.runs)} runs"
+            yield SystemCommand(f"Open view: {name}", f"Saved comparison of {what}",
+                                lambda v=view: self.compare_view(v))
 
     def _show(self, pane: str) -> None:
         main = self._main()

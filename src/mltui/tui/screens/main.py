@@ -9,15 +9,14 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from mltui.core.workspace import Workspace
+from mltui.core.views import View
+from mltui.tui.screens.compare_pane import ComparePane
 from mltui.tui.screens.runs_pane import RunsPane
 
 PANES = [
     # id, title, key, what will appear there (placeholders until their features land)
     ("runs", "Runs", "1", None),
-    ("compare", "Compare", "2",
-     "Compare is coming. Here you will mark runs in the Runs pane (space) and see their metric curves "
-     "drawn over each other, the params that differ between them, and the best run for each metric.\n\n"
-     "Today: `mltui runs list --where ... --sort -metrics.val_acc` and `mltui metrics ID --key K`."),
+    ("compare", "Compare", "2", None),
     ("datasets", "Datasets", "3",
      "Datasets are coming. Here you will see each dataset's versions, the files and column profiles of a "
      "version, the drift between two versions, and which runs learned from which bytes."),
@@ -36,17 +35,20 @@ class MainScreen(Screen):
         for pane, title, key, _ in PANES
     ]
 
-    def __init__(self, ws: Workspace, refresh_seconds: float = 1.0) -> None:
+    def __init__(self, ws: Workspace, refresh_seconds: float = 1.0, directions: dict[str, str] | None = None) -> None:
         super().__init__()
         self.ws = ws
         self.refresh_seconds = refresh_seconds
+        self.directions = directions or {}
 
     def compose(self) -> ComposeResult:
         with TabbedContent(initial="runs", id="panes"):
             for pane, title, key, text in PANES:
                 with TabPane(f"{key} {title}", id=pane):
-                    if text is None:
+                    if pane == "runs":
                         yield RunsPane(self.ws, self.refresh_seconds, id="runs-pane")
+                    elif pane == "compare":
+                        yield ComparePane(self.ws, self.refresh_seconds, self.directions, id="compare-pane")
                     else:
                         yield VerticalScroll(Static(text, classes="placeholder-text", markup=False),
                                              classes="placeholder")
@@ -56,10 +58,27 @@ class MainScreen(Screen):
         self.query_one(TabbedContent).active = pane
         if pane == "runs":
             self.query_one("#runs-table").focus()
+        elif pane == "compare":
+            self.compare_pane.focus()
+            self.compare_pane.poll_now(force=True)
+
+    def compare(self, view: View) -> None:
+        """Show `view` in the Compare pane."""
+        self.compare_pane.set_view(view)
+        self.action_show_pane("compare")
 
     def on_screen_resume(self) -> None:
         if self.is_mounted:
             self.query_one(RunsPane).poll_now(force=True)
+            self.compare_pane.poll_now(force=True)
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "compare":
+            self.compare_pane.call_after_refresh(self.compare_pane.poll_now, True)
+
+    @property
+    def compare_pane(self) -> ComparePane:
+        return self.query_one(ComparePane)
 
     @property
     def runs_pane(self) -> RunsPane:

@@ -39,6 +39,9 @@ class RunsPane(Vertical, Polling):
     BINDINGS = [
         Binding("slash", "focus_filter", "Filter", id="runs.filter"),
         Binding("s", "cycle_sort", "Sort", id="runs.sort"),
+        Binding("space", "toggle_mark", "Mark", id="runs.mark"),
+        Binding("c", "compare", "Compare", id="runs.compare"),
+        Binding("C", "compare_all", "Compare all", id="runs.compare_all", show=False),
         Binding("ctrl+r", "refresh", "Refresh", id="runs.refresh", show=False),
     ]
     poll_group = "runs-poll"
@@ -119,6 +122,9 @@ class RunsPane(Vertical, Polling):
             status.append(f"{result.total:,} {noun}" if shown == result.total else f"{shown:,} of {result.total:,} {noun}")
             if running:
                 status.append(f" · {running} running", style=self.app.theme_variables.get("status-running", ""))
+        marked = len(self.query_one(RunsTable).marked)
+        if marked:
+            status.append(f" · {marked} marked", style=self.app.theme_variables.get("accent", ""))
         status.append(f" · sort: {self.sort_label()}", style="dim")
         if self.where:
             status.append(" · filter: ", style="dim")
@@ -194,6 +200,44 @@ class RunsPane(Vertical, Polling):
         self.sort = options[(position + 1) % len(options)]
         self.poll_now(force=True)
         self.notify(f"Sorted by {self.sort_label()}", timeout=2)
+
+    # -- picking runs to compare ---------------------------------------------------------------
+    def action_toggle_mark(self) -> None:
+        table = self.query_one(RunsTable)
+        run_id = table.highlighted_id
+        if run_id is None:
+            return
+        if run_id not in table.marked and len(table.marked) >= 50:
+            self.notify("At most 50 runs can be compared at once.", severity="warning", timeout=3)
+            return
+        table.toggle_mark(run_id)
+        if table.cursor_row < table.row_count - 1:
+            table.move_cursor(row=table.cursor_row + 1)
+        self._update_status()
+
+    def action_compare(self) -> None:
+        from mltui.core.views import View
+
+        table = self.query_one(RunsTable)
+        order = [row.key.value for row in table.ordered_rows]
+        ids = [rid for rid in order if rid in table.marked] or ([table.highlighted_id] if table.highlighted_id else [])
+        if not ids:
+            self.notify("No runs to compare: mark some with space.", timeout=3)
+            return
+        self.app.compare_view(View(runs=ids))  # type: ignore[attr-defined]
+
+    def action_compare_all(self) -> None:
+        from mltui.core.views import View
+
+        if self.snapshot is None or not self.snapshot.result.runs:
+            self.notify("No runs to compare.", timeout=3)
+            return
+        if self.snapshot.result.total > 50:
+            self.notify(f"The filter shows {self.snapshot.result.total} runs; narrow it to 50 or fewer to compare "
+                        "them all.", severity="warning", timeout=5)
+            return
+        view = View(where=self.where) if self.where else View(runs=[r["id"] for r in self.snapshot.result.runs])
+        self.app.compare_view(view)  # type: ignore[attr-defined]
 
     def action_refresh(self) -> None:
         self.poll_now(force=True)

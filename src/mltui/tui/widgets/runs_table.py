@@ -1,32 +1,27 @@
-"""The Runs table: keyed rows updated in place, never cleared and refilled on a tick."""
+"""The Runs table: one keyed row per run, with a mark column for picking runs to compare."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from rich.text import Text
 from textual.binding import Binding
-from textual.widgets import DataTable
 
 from mltui.core.runs import duration
 from mltui.tui.cells import age, number, plain, span, status_cell
+from mltui.tui.widgets.keyed_table import Column, KeyedTable
 
-
-@dataclass(frozen=True)
-class Column:
-    key: str  # "status", "name", ..., "p:<param>" or "m:<metric>"
-    label: str
+MARK = "●"
 
 
 def columns_for(params: list[str], metrics: list[str]) -> list[Column]:
-    cols = [Column("status", "Status"), Column("name", "Name"), Column("age", "Age"), Column("time", "Time")]
+    cols = [Column("mark", " "), Column("status", "Status"), Column("name", "Name"), Column("age", "Age"),
+            Column("time", "Time")]
     cols += [Column(f"m:{k}", k) for k in metrics]
     cols += [Column(f"p:{k}", k) for k in params]
     cols.append(Column("id", "ID"))
     return cols
 
 
-class RunsTable(DataTable):
+class RunsTable(KeyedTable):
     """One row per run, keyed by run id."""
 
     BINDINGS = [
@@ -34,17 +29,18 @@ class RunsTable(DataTable):
     ]
 
     def __init__(self, **kwargs) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
-        self._columns: list[Column] = []
-        self._cells: dict[str, list[Text]] = {}
+        super().__init__(**kwargs)
         self.name_width = 28
+        self.marked: dict[str, None] = {}  # ordered set of marked run ids
 
     def cells(self, run: dict, now: float) -> list[Text]:
         colours = self.app.theme_variables
         out: list[Text] = []
-        for col in self._columns:
+        for col in self.synced_columns:
             key = col.key
-            if key == "status":
+            if key == "mark":
+                out.append(Text(MARK if run["id"] in self.marked else " ", style=colours.get("accent", "")))
+            elif key == "status":
                 out.append(status_cell(run["status"], colours))
             elif key == "name":
                 out.append(plain(run["name"], self.name_width))
@@ -63,41 +59,20 @@ class RunsTable(DataTable):
         return out
 
     def show(self, runs: list[dict], columns: list[Column], now: float) -> None:
-        """Make the table hold exactly `runs`, in order: remove, update and add rows by key."""
-        highlighted = self.highlighted_id
-        if columns != self._columns:
-            self.clear(columns=True)
-            self._cells.clear()
-            self._columns = columns
-            for col in columns:
-                self.add_column(plain(col.label, 16), key=col.key)
-        wanted = {run["id"] for run in runs}
-        with self.app.batch_update():
-            for run_id in [rid for rid in self._cells if rid not in wanted]:
-                self.remove_row(run_id)
-                del self._cells[run_id]
-            for run in runs:
-                new = self.cells(run, now)
-                old = self._cells.get(run["id"])
-                if old is None:
-                    self.add_row(*new, key=run["id"])
-                else:
-                    for col, before, after in zip(self._columns, old, new):
-                        if before != after:
-                            self.update_cell(run["id"], col.key, after, update_width=True)
-                self._cells[run["id"]] = new
-            order = {run["id"]: i for i, run in enumerate(runs)}
-            current = [row.key.value for row in self.ordered_rows]
-            if current != [run["id"] for run in runs]:
-                self.sort("id", key=lambda cell: order.get(cell.plain, 0))
-        if highlighted in order:
-            self.move_cursor(row=self.get_row_index(highlighted), animate=False)
+        """Make the table hold exactly `runs`, in order."""
+        if columns != self.synced_columns:
+            self.sync(columns, [], "id")  # new columns first, so cells() builds them
+        self.sync(columns, [(run["id"], self.cells(run, now)) for run in runs], "id")
 
     @property
     def highlighted_id(self) -> str | None:
-        if not self.row_count or self.cursor_row < 0:
-            return None
-        try:
-            return self.coordinate_to_cell_key((self.cursor_row, 0)).row_key.value
-        except Exception:
-            return None
+        return self.highlighted_key
+
+    def toggle_mark(self, run_id: str) -> bool:
+        if run_id in self.marked:
+            del self.marked[run_id]
+        else:
+            self.marked[run_id] = None
+        self.update_cell(run_id, "mark", Text(MARK if run_id in self.marked else " ",
+                                              style=self.app.theme_variables.get("accent", "")))
+        return run_id in self.marked
