@@ -301,8 +301,8 @@ async def test_live_updated_value_is_drawn_in_full(tui_ws):
         run.flush()
         run.finish()
         await tui_wait(pilot, lambda: tui_cell(app, rid, "m:loss") == "0.1235")
-        await pilot.pause(0.05)
-        assert "0.1235" in tui_lines(tui_table(app))[1]
+        # drawn in full once the next frame is out (under load that can take more than one pause)
+        await tui_wait(pilot, lambda: "0.1235" in tui_lines(tui_table(app))[1])
 
 
 # -- 3. filter -----------------------------------------------------------------------------
@@ -502,8 +502,13 @@ async def test_number_keys_switch_tabs_with_plain_placeholders(tui_ws, tui_runs)
         await tui_loaded(pilot, 3)
         tabs = app.screen.query_one(TabbedContent)
         assert tabs.active == "runs"
-        for key, pane, opening in [("2", "compare", "Compare is coming."),
-                                   ("3", "datasets", "Datasets are coming."),
+        await pilot.press("2")
+        await pilot.pause(0.05)
+        assert tabs.active == "compare"
+        empty = app.screen.query_one("#compare-empty", Static)
+        assert str(empty.render()).startswith("Nothing to compare yet. In the Runs pane (key 1) mark runs")
+        assert empty.region.width > 0
+        for key, pane, opening in [("3", "datasets", "Datasets are coming."),
                                    ("4", "gpus", "GPUs are coming."),
                                    ("5", "models", "Models are coming.")]:
             await pilot.press(key)
