@@ -175,7 +175,7 @@ def best_of(steps: np.ndarray, values: np.ndarray, how: str) -> tuple[float | No
 
 
 def compare(conn: sqlite3.Connection, runs: list[dict], metrics: list[str] | None = None,
-            overrides: dict[str, str] | None = None) -> Comparison:
+            overrides: dict[str, str] | None = None, cache: dict | None = None) -> Comparison:
     """Last and best value (with its step) of each metric per run, the best run per metric, and the param diff.
 
     `runs` carry params and metric summaries (as from mltui.core.runs.list_runs / get_run).
@@ -190,8 +190,15 @@ def compare(conn: sqlite3.Connection, runs: list[dict], metrics: list[str] | Non
             if summary is None:
                 comp.cells[run["id"]][key] = MetricCell(None, None, None)
                 continue
-            steps, values, _ = read_arrays(conn, run["id"], key)
-            best, best_step = best_of(steps, values, dirs[key])
+            # a series is read again only when it has grown: live refreshes stay cheap
+            token = (run["id"], key, dirs[key], summary["count"], summary["last_step"])
+            if cache is not None and token in cache:
+                best, best_step = cache[token]
+            else:
+                steps, values, _ = read_arrays(conn, run["id"], key)
+                best, best_step = best_of(steps, values, dirs[key])
+                if cache is not None:
+                    cache[token] = (best, best_step)
             comp.cells[run["id"]][key] = MetricCell(summary["last"], best, best_step)
     for key in keys:
         candidates = [c for cells in comp.cells.values() if (c := cells[key]).best is not None]

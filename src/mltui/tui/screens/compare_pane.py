@@ -72,6 +72,7 @@ class ComparePane(Vertical, Polling):
         self.state = CompareState()
         self.snapshot: CompareSnapshot | None = None
         self._chart_sizes: list[tuple[int, int]] = []
+        self._best_cache: dict = {}  # (run, key, direction, count, last step) -> (best, step of best)
 
     def compose(self) -> ComposeResult:
         yield Static(id="compare-status")
@@ -129,7 +130,9 @@ class ComparePane(Vertical, Polling):
             attach_details(conn, runs)
         else:
             runs = list_runs(conn, where=view.where, limit=MAX_RUNS).runs
-        comp = compare(conn, runs, view.metrics or None, self.directions)
+        if len(self._best_cache) > 10_000:
+            self._best_cache.clear()
+        comp = compare(conn, runs, view.metrics or None, self.directions, self._best_cache)
         keys = comp.metrics
         if not keys:
             return CompareSnapshot(comp, [], [])
