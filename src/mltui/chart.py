@@ -67,9 +67,11 @@ def draw(
     if axis in ("time", "relative"):
         span = max((s.x[-1] - (t0 if axis == "time" else 0) for s in series if s.x), default=0.0)
         x_scale, x_unit = _time_unit(span)
+    if log_y and ylim is not None:  # a log axis cannot show zero or below: keep only a positive range
+        ylim = (ylim[0], ylim[1]) if ylim[0] > 0 else None
     for s, label in zip(series, labels):
         pts = [(x, y) for x, y in zip(s.x, s.y) if math.isfinite(y) and (not log_y or y > 0)]
-        dropped += len(s.y) - len(pts)
+        dropped += len(s.y) - len(pts) + getattr(s, "nan", 0)
         if ylim is not None:
             lo, hi = ylim
             pts = [(x, min(max(y, lo), hi)) for x, y in pts]
@@ -82,6 +84,7 @@ def draw(
         why = "no finite positive values to draw on a log scale" if log_y else "no points to draw"
         return f"{title}: {why}." if title else f"Nothing to draw: {why}."
     fig = _figure_class()
+    fig._limit_size(False, False)  # draw at the size asked, not at plotext's guess of the terminal's
     fig.plotsize(width, height)
     fig.theme("clear")
     colours = list(colours) or palette(len(drawable))

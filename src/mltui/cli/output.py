@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import sys
 import time
@@ -11,19 +10,9 @@ from typing import Any, Iterable, Sequence
 
 from mltui.core.text import age as text_age
 from mltui.core.text import safe, span
+from mltui.core.values import jsonable
 
 __all__ = ["safe", "jsonable", "print_json", "age", "span", "when", "table"]
-
-
-def jsonable(value: Any) -> Any:
-    """JSON has no NaN or infinity: they become the strings "nan", "inf" and "-inf"."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    return value
 
 
 def print_json(data: Any) -> None:

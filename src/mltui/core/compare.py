@@ -14,8 +14,11 @@ import numpy as np
 import polars as pl
 
 from mltui.core.values import display
+from mltui.core.views import AXES
 
-AXES = ("step", "time", "relative")
+__all__ = ["AXES", "direction", "ema", "downsample", "read_arrays", "load_series", "clip_limits", "best_of",
+           "compare", "Comparison", "MetricCell", "Series"]
+
 LOWER_IS_BETTER = ("loss", "err", "error", "mse", "mae", "rmse", "perplexity", "ppl", "wer", "cer", "latency",
                    "time", "nll", "cost", "regret", "distance")
 HIGHER_IS_BETTER = ("acc", "accuracy", "f1", "auc", "precision", "recall", "map", "bleu", "rouge", "iou", "dice",
@@ -62,9 +65,12 @@ def downsample(x: pl.Series, y: pl.Series, buckets: int) -> tuple[list[float], l
     n = df.height
     if n <= 2 * buckets or buckets <= 0:
         return df["x"].to_list(), df["y"].to_list()
+    # bucket b holds rows [b*n//B, (b+1)*n//B)
+    starts = (np.arange(buckets, dtype=np.int64) * n) // buckets
+    bucket = np.searchsorted(starts, np.arange(n, dtype=np.int64), side="right") - 1
     out = (
         df.with_row_index("i")
-        .with_columns((pl.col("i") * buckets // n).alias("b"))
+        .with_columns(pl.Series("b", bucket))
         .group_by("b", maintain_order=True)
         .agg(
             i_lo=pl.col("i").get(pl.col("y").arg_min()),
@@ -105,6 +111,7 @@ class Series:
     x: list[float]
     y: list[float]
     points: int  # before downsampling
+    nan: int = 0  # NaN points left out before downsampling (a chart says how many it could not draw)
 
 
 def load_series(
@@ -131,7 +138,7 @@ def load_series(
         else:
             x = pl.Series("x", times - times[0])
         xs, ys = downsample(x, y, buckets)
-        out.append(Series(run_id, key, xs, ys, int(steps.size)))
+        out.append(Series(run_id, key, xs, ys, int(steps.size), int(np.isnan(values).sum())))
     return out
 
 

@@ -26,13 +26,19 @@ def runs_frame(runs: list[dict]) -> pl.DataFrame:
         rows.append(row)
     columns = list(dict.fromkeys(k for row in rows for k in row))
     data = {c: [row.get(c) for row in rows] for c in columns}
-    series = []
-    for name, values in data.items():
-        try:
-            series.append(pl.Series(name, values, strict=True))
-        except (TypeError, pl.exceptions.PolarsError):  # mixed types in one param: keep them as text
-            series.append(pl.Series(name, [None if v is None else str(v) for v in values], dtype=pl.Utf8))
-    return pl.DataFrame(series)
+    return pl.DataFrame([_column(name, values) for name, values in data.items()])
+
+
+def _column(name: str, values: list) -> pl.Series:
+    """One typed column: ints and floats together become floats; any other mix becomes text."""
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present) \
+            and any(isinstance(v, float) for v in present):
+        return pl.Series(name, [None if v is None else float(v) for v in values], dtype=pl.Float64)
+    try:
+        return pl.Series(name, values, strict=True)
+    except (TypeError, pl.exceptions.PolarsError):
+        return pl.Series(name, [None if v is None else str(v) for v in values], dtype=pl.Utf8)
 
 
 def _scalar(value):
@@ -70,8 +76,12 @@ def export(conn: sqlite3.Connection, what: str, output: str, fmt: str | None = N
         if fmt == "csv":
             text = frame.write_csv()
             _write_text(target, text)
-        elif fmt == "json":
-            _write_text(target, frame.write_json())
+        elif fmt == "json":  # like every --json of mltui: NaN and infinities as "nan", "inf", "-inf"
+            import json
+
+            from mltui.core.values import jsonable
+
+            _write_text(target, json.dumps(jsonable(frame.to_dicts()), ensure_ascii=False))
         else:
             frame.write_parquet(output)
     except OSError as exc:

@@ -95,3 +95,14 @@ def display(value: Any) -> str:
 
         return json.dumps(value)
     return str(value)
+
+
+def jsonable(value):
+    """JSON has no NaN or infinity: they become the strings "nan", "inf" and "-inf"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value

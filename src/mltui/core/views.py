@@ -7,9 +7,11 @@ import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
 
-from mltui.core.compare import AXES
 from mltui.core.errors import NotFound, UsageError
 from mltui.store.connection import write_tx
+
+
+AXES = ("step", "time", "relative")  # kept here, not in compare, so listing views needs no polars
 
 
 @dataclass
@@ -56,6 +58,7 @@ def save_view(conn: sqlite3.Connection, name: str, view: View) -> None:
 
 
 def get_view(conn: sqlite3.Connection, name: str) -> View:
+    name = name.strip()
     row = conn.execute("SELECT spec FROM views WHERE name = ?", (name,)).fetchone()
     if row is None:
         raise NotFound(f"There is no saved view called {name!r}; `mltui views list` shows them.")
@@ -68,6 +71,7 @@ def list_views(conn: sqlite3.Connection) -> list[tuple[str, View, float]]:
 
 
 def delete_view(conn: sqlite3.Connection, name: str) -> None:
+    name = name.strip()
     with write_tx(conn):
         if conn.execute("DELETE FROM views WHERE name = ?", (name,)).rowcount == 0:
             raise NotFound(f"There is no saved view called {name!r}.")
