@@ -122,7 +122,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             keys = comp.metrics[:6]
             for key in keys:
                 series = load_series(conn, [r["id"] for r in runs], key, view.axis, view.smoothing,
-                                     buckets=max(20, width - 12))
+                                     buckets=max(10, (width - 12) // 2))
                 charts.append((key, series))
         if args.save:
             save_view(conn, args.save, view)

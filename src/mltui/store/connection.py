@@ -52,6 +52,9 @@ def translate(exc: sqlite3.Error, path: Path | str = "") -> StoreError:
 def _configure(conn: sqlite3.Connection) -> None:
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA foreign_keys = ON")
+    # Read pages through mmap: metric chunks are multi-page blobs, and reading them page by page
+    # through the small default page cache costs a system call per 4 KB (10x slower for charts).
+    conn.execute("PRAGMA mmap_size = 268435456")
 
 
 def enable_wal(conn: sqlite3.Connection) -> None:

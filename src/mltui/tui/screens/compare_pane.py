@@ -145,7 +145,7 @@ class ComparePane(Vertical, Polling):
         charts = []
         for key, (width, height) in zip(shown, self._chart_sizes or [(80, 20)] * count):
             series = load_series(conn, [r["id"] for r in runs], key, view.axis, view.smoothing,
-                                 buckets=max(10, width - 10))
+                                 buckets=max(10, (width - 10) // 2))
             charts.append(draw(
                 series, [names[s.run_id] for s in series], width, height, title=key, axis=view.axis,
                 log_y=view.log_y, ylim=clip_limits(series) if view.clip else None, legend=self.state.legend,
