@@ -133,11 +133,9 @@ def refuse_foreign(conn: sqlite3.Connection, path: Path | str) -> None:
 
 
 def check_version(conn: sqlite3.Connection, path: Path | str) -> int:
-    try:
-        version = read_version(conn)
-    except sqlite3.Error as exc:
-        raise translate(exc, path) from None
-    _refuse(version, path)
+    """For a read-only connection: the store must be ours and already up to date."""
+    refuse_foreign(conn, path)
+    version = read_version(conn)
     if version < SCHEMA_VERSION:
         raise StoreError(f"The store {path} has an older schema and is read-only here, so it cannot be upgraded.")
     return version

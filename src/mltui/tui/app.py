@@ -70,12 +70,9 @@ class MltuiApp(App):
 
     def compare_view(self, view) -> None:
         """Open the Compare pane on a view (runs or a filter, metrics, axis, smoothing)."""
-        main = self._main()
-        if main is None:
-            return
-        while self.screen is not main:
-            self.pop_screen()
-        main.compare(view)
+        main = self._to_main()
+        if main is not None:
+            main.compare(view)
 
     def _saved_views(self) -> list:
         from contextlib import closing
@@ -97,20 +94,19 @@ class MltuiApp(App):
         else:
             self.action_show_help_panel()
 
-    def _main(self) -> MainScreen | None:
-        for screen in self.screen_stack:
-            if isinstance(screen, MainScreen):
-                return screen
-        return None
+    def _to_main(self) -> MainScreen | None:
+        """Close whatever sits on top of the main screen and return it."""
+        main = next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)
+        if main is not None:
+            while self.screen is not main:
+                self.pop_screen()
+        return main
 
     def _on_runs(self, then) -> None:
-        main = self._main()
-        if main is None:
-            return
-        while self.screen is not main:
-            self.pop_screen()
-        main.action_show_pane("runs")
-        then(main.runs_pane)
+        main = self._to_main()
+        if main is not None:
+            main.action_show_pane("runs")
+            then(main.runs_pane)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -136,10 +132,8 @@ class MltuiApp(App):
                                 lambda v=view: self.compare_view(v))
 
     def _show(self, pane: str) -> None:
-        main = self._main()
+        main = self._to_main()
         if main is not None:
-            while self.screen is not main:
-                self.pop_screen()
             main.action_show_pane(pane)
 
 
