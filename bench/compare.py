@@ -94,7 +94,9 @@ def main() -> None:
         from mltui.core.store_watch import StoreReader
 
         conn = StoreReader(ws).conn  # the connection kind the Compare pane polls with
-        buckets = max(10, (args.width - 10) // 2)  # as the Compare pane: min and max of one bucket per column
+        from mltui.chart import buckets_for
+
+        buckets = buckets_for(args.width, args.runs)  # as the Compare pane and `compare --plot` choose
         run_ids = [r[0] for r in conn.execute("SELECT id FROM runs ORDER BY name")]
         names = [f"run-{i:02d}" for i in range(len(run_ids))]
         label = {rid: name for rid, name in zip(run_ids, names)}

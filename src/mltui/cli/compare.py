@@ -100,6 +100,7 @@ def resolve_runs(conn, view) -> list[dict]:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from mltui.chart import buckets_for
     from mltui.core.compare import clip_limits, compare, load_series
     from mltui.core.errors import UsageError
     from mltui.core.views import save_view
@@ -122,7 +123,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             keys = comp.metrics[:6]
             for key in keys:
                 series = load_series(conn, [r["id"] for r in runs], key, view.axis, view.smoothing,
-                                     buckets=max(10, (width - 12) // 2))
+                                     buckets=buckets_for(width, len(runs)))
                 charts.append((key, series))
         if args.save:
             save_view(conn, args.save, view)

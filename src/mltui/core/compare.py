@@ -49,10 +49,9 @@ def ema(values: pl.Series, weight: float) -> pl.Series:
     if weight == 0 or values.len() == 0:
         return values
     finite = values.is_finite()
-    smooth = (
-        values.set(~finite, None)
-        .ewm_mean(alpha=1 - weight, adjust=True, ignore_nulls=True)
-    )
+    if finite.all():  # the usual case: no masking needed
+        return values.ewm_mean(alpha=1 - weight, adjust=True, ignore_nulls=True)
+    smooth = values.set(~finite, None).ewm_mean(alpha=1 - weight, adjust=True, ignore_nulls=True)
     return pl.select(pl.when(finite).then(smooth).otherwise(values)).to_series()
 
 

@@ -10,7 +10,7 @@ from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
 from textual.widgets import Static
 
-from mltui.chart import draw, hex_to_rgb, palette
+from mltui.chart import buckets_for, draw, hex_to_rgb, palette
 from mltui.core.compare import AXES, Comparison, clip_limits, compare, load_series
 from mltui.core.runs import attach_details, list_runs
 from mltui.core.store_watch import StoreReader
@@ -145,7 +145,7 @@ class ComparePane(Vertical, Polling):
         charts = []
         for key, (width, height) in zip(shown, self._chart_sizes or [(80, 20)] * count):
             series = load_series(conn, [r["id"] for r in runs], key, view.axis, view.smoothing,
-                                 buckets=max(10, (width - 10) // 2))
+                                 buckets=buckets_for(width, len(runs)))
             charts.append(draw(
                 series, [names[s.run_id] for s in series], width, height, title=key, axis=view.axis,
                 log_y=view.log_y, ylim=clip_limits(series) if view.clip else None, legend=self.state.legend,
