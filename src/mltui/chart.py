@@ -16,7 +16,7 @@ from plotext._figure import _figure_class
 UNITS = ((86400, "d"), (3600, "h"), (60, "min"), (1, "s"))
 
 
-POINT_BUDGET = 2000  # points handed to plotext per chart: its drawing costs ~50 us a point
+POINT_BUDGET = 1200  # points handed to plotext per chart: its drawing costs ~50 us a point
 
 
 def buckets_for(width: int, series: int) -> int:
@@ -116,7 +116,12 @@ def draw(
     if ylim is not None and ylim[0] < ylim[1] and not log_y:
         fig.ylim(*ylim)
     if title:
-        fig.title(title + (f"  ({dropped} non-finite points not drawn)" if dropped else ""))
+        room = width - 6  # plotext drops a title wider than the chart
+        note = ""
+        if dropped:
+            note = next((n for n in (f"  ({dropped} non-finite points not drawn)", f"  ({dropped} not drawn)")
+                         if len(title) + len(n) <= room), "")
+        fig.title((title if len(title) <= room else title[: max(1, room - 1)] + "…") + note)
     if axis == "step":
         fig.xlabel("step")
     elif axis == "time":

@@ -102,10 +102,13 @@ class MltuiApp(App):
                 self.pop_screen()
         return main
 
-    def _on_runs(self, then) -> None:
+    def _on_runs(self, then, show: bool = True) -> None:
+        """Do something with the Runs pane; `show` brings its tab forward first (not for actions that
+        open another pane, or focus would pull the Runs tab back over it)."""
         main = self._to_main()
         if main is not None:
-            main.action_show_pane("runs")
+            if show:
+                main.action_show_pane("runs")
             then(main.runs_pane)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
@@ -123,9 +126,9 @@ class MltuiApp(App):
                             lambda: self._on_runs(lambda pane: pane.highlighted_run() and
                                                   self.open_run(pane.highlighted_run()["id"])))
         yield SystemCommand("Compare marked runs", "Charts and tables of the runs marked with space (key c)",
-                            lambda: self._on_runs(lambda pane: pane.action_compare()))
+                            lambda: self._on_runs(lambda pane: pane.action_compare(), show=False))
         yield SystemCommand("Compare every run the filter shows", "Up to 50 runs (key C)",
-                            lambda: self._on_runs(lambda pane: pane.action_compare_all()))
+                            lambda: self._on_runs(lambda pane: pane.action_compare_all(), show=False))
         for name, view, _ in self._saved_views():
             what = view.where or f"{len(view.runs)} runs"
             yield SystemCommand(f"Open view: {name}", f"Saved comparison of {what}",

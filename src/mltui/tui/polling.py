@@ -5,6 +5,7 @@ Polls never overlap (one worker group, one timer), and a pane that is not on scr
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from textual.timer import Timer
@@ -19,6 +20,8 @@ class Polling:
     _poll_timer: Timer | None = None
     _poll_force = False
     _poll_error: str | None = None
+    _poll_worker: Worker | None = None
+    _poll_lock: threading.Lock | None = None
 
     def collect(self, force: bool) -> Any:
         """Runs in a thread: return a snapshot, or None when nothing changed."""
@@ -39,10 +42,22 @@ class Polling:
         if not self.should_poll():
             self._schedule()
             return
+        running = self._poll_worker is not None and self._poll_worker.state in (WorkerState.PENDING,
+                                                                               WorkerState.RUNNING)
+        if running and not self._poll_force:
+            return  # the poll under way reschedules when it is done
         force, self._poll_force = self._poll_force, False
-        self.run_worker(  # type: ignore[attr-defined]
-            lambda: self.collect(force), thread=True, exclusive=True, group=self.poll_group, exit_on_error=False
+        # a forced poll supersedes one under way: that one's result is dropped (see on_worker_state_changed)
+        self._poll_worker = self.run_worker(  # type: ignore[attr-defined]
+            lambda: self._collect_alone(force), thread=True, exclusive=True, group=self.poll_group,
+            exit_on_error=False,
         )
+
+    def _collect_alone(self, force: bool) -> Any:
+        if self._poll_lock is None:
+            self._poll_lock = threading.Lock()
+        with self._poll_lock:  # a superseded worker may still be running: never two on one connection
+            return self.collect(force)
 
     def _schedule(self, delay: float | None = None) -> None:
         if self._poll_timer is not None:
@@ -50,8 +65,8 @@ class Polling:
         self._poll_timer = self.set_timer(delay or self.poll_interval, self.poll_now)  # type: ignore[attr-defined]
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group != self.poll_group:
-            return
+        if event.worker.group != self.poll_group or event.worker is not self._poll_worker:
+            return  # another group's worker, or a superseded poll: its result is stale
         if event.state == WorkerState.SUCCESS:
             self._poll_error = None
             try:

@@ -14,6 +14,7 @@ from mltui.chart import buckets_for, draw, hex_to_rgb, palette
 from mltui.core.compare import AXES, Comparison, clip_limits, compare, load_series
 from mltui.core.runs import attach_details, list_runs
 from mltui.core.store_watch import StoreReader
+from mltui.core.text import safe
 from mltui.core.values import display
 from mltui.core.views import View
 from mltui.core.workspace import Workspace
@@ -27,6 +28,15 @@ MAX_RUNS = 50
 MULTIPLES = 4
 EMPTY = ("Nothing to compare yet. In the Runs pane (key 1) mark runs with space and press c, or press C to "
          "compare every run the filter shows (up to 50). Saved views open from the command palette (ctrl+p).")
+
+
+class ChartGrid(Grid):
+    """Tells its pane when its size changes (first shown, terminal resized), so charts are redrawn to fit."""
+
+    def on_resize(self) -> None:
+        pane = self.parent
+        if isinstance(pane, ComparePane) and pane.active:
+            pane.call_after_refresh(pane.poll_now, True)
 
 
 @dataclass
@@ -77,13 +87,13 @@ class ComparePane(Vertical, Polling):
     def compose(self) -> ComposeResult:
         yield Static(id="compare-status")
         yield Static(EMPTY, id="compare-empty")
-        yield Grid(*(Static(classes="chart") for _ in range(MULTIPLES)), id="charts")
+        yield ChartGrid(*(Static(classes="chart") for _ in range(MULTIPLES)), id="charts")
         with Horizontal(id="compare-tables"):
             yield KeyedTable(id="compare-metrics")
             yield KeyedTable(id="compare-params")
 
     def on_mount(self) -> None:
-        self._show_empty(True)
+        self._draw_all()  # the empty state says what to do, before anything is compared
         self.poll_now(force=True)
 
     def on_unmount(self) -> None:
@@ -113,7 +123,9 @@ class ComparePane(Vertical, Polling):
         """The size each chart will have: one chart fills the grid, multiples share it 2 x 2."""
         grid = self.query_one("#charts").content_region
         if self.state.multiples:
-            return [(max(20, grid.width // 2), max(5, grid.height // 2))] * MULTIPLES
+            metrics = len(self.snapshot.comparison.metrics) if self.snapshot else MULTIPLES
+            rows = 2 if min(MULTIPLES, metrics) > 2 else 1  # two columns; a second row only when needed
+            return [(max(20, grid.width // 2), max(5, grid.height // rows))] * MULTIPLES
         return [(max(20, grid.width), max(5, grid.height))]
 
     def poll_now(self, force: bool = False) -> None:
@@ -147,7 +159,7 @@ class ComparePane(Vertical, Polling):
             series = load_series(conn, [r["id"] for r in runs], key, view.axis, view.smoothing,
                                  buckets=buckets_for(width, len(runs)))
             charts.append(draw(
-                series, [names[s.run_id] for s in series], width, height, title=key, axis=view.axis,
+                series, [safe(names[s.run_id]) for s in series], width, height, title=safe(key), axis=view.axis,
                 log_y=view.log_y, ylim=clip_limits(series) if view.clip else None, legend=self.state.legend,
                 colours=[by_run[s.run_id] for s in series],
             ))
@@ -238,7 +250,7 @@ class ComparePane(Vertical, Polling):
         else:
             view, snap = self.state.view, self.snapshot
             count = len(snap.comparison.runs) if snap else 0
-            status.append(f"{count} runs", style="bold")
+            status.append(f"{count} run" if count == 1 else f"{count} runs", style="bold")
             if view.where:
                 status.append(" · where ", style="dim")
                 status.append(view.where)

@@ -10,6 +10,11 @@ from textual.widgets import DataTable
 from mltui.tui.cells import plain
 
 
+def same_cell(a: Text, b: Text) -> bool:
+    """Text's == looks at the characters and spans only; a cell restyled (a new best) must count as changed."""
+    return a.plain == b.plain and a.style == b.style and a.spans == b.spans and a.justify == b.justify
+
+
 @dataclass(frozen=True)
 class Column:
     key: str
@@ -50,7 +55,7 @@ class KeyedTable(DataTable):
                     self.add_row(*new, key=key)
                 else:
                     for col, before, after in zip(self._columns, old, new):
-                        if before != after:
+                        if not same_cell(before, after):
                             self.update_cell(key, col.key, after, update_width=True)
                 self._cells[key] = new
             order = {key: i for i, (key, _) in enumerate(rows)}
