@@ -58,9 +58,10 @@ def ema(values: pl.Series, weight: float) -> pl.Series:
 def downsample(x, y, buckets: int) -> tuple[list[float], list[float]]:
     """At most 2 * `buckets` points that keep the shape: the min and the max point of each bucket, in x order.
 
-    Bucket b holds points [b*n//B, (b+1)*n//B). NaN points are dropped (they cannot be drawn);
-    infinities are kept for the caller to clip. Vectorised with numpy's reduceat: polars' group_by
-    was twenty times slower here (bench/compare.py).
+    Bucket b holds points [b*n//B, (b+1)*n//B); of equal values the first is kept. NaN points are
+    dropped (they cannot be drawn); infinities are kept for the caller to clip. polars finds each
+    bucket's arg_min and arg_max on a zero-copy slice: 6 ms for 20 x 100k points, where a group_by
+    over a bucket column took 50 ms (bench/compare.py).
     """
     xa = np.asarray(x.to_numpy() if isinstance(x, pl.Series) else x, dtype="f8")
     ya = np.asarray(y.to_numpy() if isinstance(y, pl.Series) else y, dtype="f8")
@@ -70,16 +71,15 @@ def downsample(x, y, buckets: int) -> tuple[list[float], list[float]]:
     n = ya.size
     if n <= 2 * buckets or buckets <= 0:
         return xa.tolist(), ya.tolist()
-    starts = (np.arange(buckets, dtype=np.int64) * n) // buckets
-    counts = np.diff(np.append(starts, n))
-    bucket_of = np.repeat(np.arange(buckets), counts)
-    picked = []
-    for reduce in (np.minimum, np.maximum):
-        extreme = np.repeat(reduce.reduceat(ya, starts), counts)
-        hits = np.flatnonzero(ya == extreme)
-        _, first = np.unique(bucket_of[hits], return_index=True)  # the first such point of each bucket
-        picked.append(hits[first])
-    keep = np.union1d(picked[0], picked[1])
+    starts = (np.arange(buckets + 1, dtype=np.int64) * n) // buckets
+    series = pl.Series("y", ya)  # zero-copy; each bucket below is a zero-copy slice of it
+    picked = set()
+    for b in range(buckets):  # a loop over buckets (at most a few hundred), never over points
+        start, length = int(starts[b]), int(starts[b + 1] - starts[b])
+        part = series.slice(start, length)
+        picked.add(start + part.arg_min())
+        picked.add(start + part.arg_max())
+    keep = np.fromiter(sorted(picked), dtype=np.int64)
     return xa[keep].tolist(), ya[keep].tolist()
 
 
