@@ -240,7 +240,9 @@ def test_show_ambiguous_prefix(populated, cli):
     prefix, matches = ambiguous_prefix(populated)
     line = one_line_error(cli("runs", "show", prefix), 2)
     assert line.startswith(f"mltui: The id prefix {prefix!r} is ambiguous: it matches ")
-    shown = line.split("it matches ", 1)[1].rstrip(".").rstrip(", ...").split(", ")
+    listed = line.split("it matches ", 1)[1]
+    assert listed.endswith(" and more." if len(matches) > 5 else ".")
+    shown = listed.removesuffix(".").removesuffix(" and more").split(", ")
     assert set(shown) <= matches and len(shown) == min(len(matches), 5)
 
 

@@ -456,3 +456,20 @@ def test_export_int_and_float_param_is_a_number_column(ws, cli, tmp_path):
     frame = pl.read_parquet(target)
     assert frame["params.lr"].dtype == pl.Float64
     assert frame.sort("name")["params.lr"].to_list() == [1.0, 0.5]
+
+
+def test_a_view_saved_from_id_prefixes_keeps_full_ids_once(populated, cli):
+    from contextlib import closing
+
+    from mltui.core.views import get_view
+    from mltui.core.workspace import find_workspace
+    from mltui.store.connection import open_store
+
+    run_id = populated["vit-sgd"]
+    others = [i for i in populated.values() if i != run_id]
+    prefix = next(run_id[:n] for n in range(1, 11) if not any(o.startswith(run_id[:n]) for o in others))
+    assert prefix != run_id or len(prefix) == 10
+    result = cli("compare", prefix, run_id, "--save", "prefixed")
+    assert result.returncode == 0, result.stderr
+    with closing(open_store(find_workspace().db_path)) as conn:
+        assert get_view(conn, "prefixed").runs == [run_id]

@@ -290,3 +290,44 @@ def test_logging_after_finish_is_an_error(tws):
     run.finish()  # twice is fine
     with pytest.raises(mltui.MltuiError, match="finished"):
         run.log({"x": 1.0})
+
+
+def test_a_step_beyond_64_bits_is_refused_and_blocks_nothing(tws):
+    run = mltui.init(name="big-step")
+    with pytest.raises(ValueError, match="64-bit"):
+        run.log({"a": 1.0}, step=2**63)
+    run.log({"a": 2.0}, step=5)
+    run.finish()
+    assert run_row(tws, run.id)["status"] == "finished"
+    assert summary(tws, run.id, "a") == (2.0, 5, 2.0, 2.0, 1)
+
+
+def test_a_finish_that_cannot_write_keeps_the_points_and_can_be_retried(tws, monkeypatch):
+    from mltui.core.errors import StoreError
+    from mltui.store import metrics as metric_store
+
+    run = mltui.init(name="retry", flush_interval=60)
+    run.log({"a": 1.0})
+    real = metric_store.write_batch
+
+    def failing(*args, **kwargs):  # the store refuses one write (disk full, locked too long)
+        raise StoreError("The store failed: disk is full.")
+
+    monkeypatch.setattr(metric_store, "write_batch", failing)
+    with pytest.raises(StoreError):
+        run.finish()
+    assert not run.finished
+    monkeypatch.setattr(metric_store, "write_batch", real)
+    run.finish()
+    assert run_row(tws, run.id)["status"] == "finished" and summary(tws, run.id, "a")[4] == 1
+
+
+def test_params_tags_and_artifacts_after_finish_are_clear_errors(tws, tmp_path):
+    run = mltui.init(name="closed")
+    run.finish()
+    (tmp_path / "f.bin").write_bytes(b"x")
+    for call in (lambda: run.log_params({"a": 1}), lambda: run.set_tags({"t": "x"}),
+                 lambda: run.log_artifact(tmp_path / "f.bin")):
+        with pytest.raises(mltui.MltuiError, match="finished"):
+            call()
+    assert not (run.dir / "artifacts" / "f.bin").exists()

@@ -79,6 +79,15 @@ def _view_from_args(args, conn):
     return view.check()
 
 
+def full_ids(conn, view):
+    """The view with its run ids written out in full and once each (prefixes can turn ambiguous later)."""
+    from mltui.store.runs import resolve_ids
+
+    if view.runs:
+        view.runs = list(dict.fromkeys(resolve_ids(conn, view.runs)))
+    return view
+
+
 def resolve_runs(conn, view) -> list[dict]:
     """The runs of a view (ids, or its --where now), with params and metric summaries."""
     from mltui.core.errors import UsageError
@@ -110,7 +119,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise UsageError("Name runs to compare (ids), or give --where or --view.")
     ws, conn = open_workspace(write=bool(args.save))
     with closing(conn):
-        view = _view_from_args(args, conn)
+        view = full_ids(conn, _view_from_args(args, conn))
         runs = resolve_runs(conn, view)
         known = {k for r in runs for k in r["metrics"]}
         missing = [k for k in view.metrics if k not in known]

@@ -10,7 +10,6 @@ import os
 import sys
 import threading
 import time
-import weakref
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -23,7 +22,8 @@ from mltui.store import runs as run_store
 from mltui.store.connection import open_store, write_tx
 
 _time = time.time
-_live_runs: "weakref.WeakSet[Run]" = weakref.WeakSet()
+_STEP_MIN, _STEP_MAX = -(2**63), 2**63
+_live_runs: "set[Run]" = set()  # strong: a run the script dropped is still finished at exit
 
 
 class Run:
@@ -53,11 +53,13 @@ class Run:
         self._step = 0
         self._last_flush = _time()
         self._finished = False
+        self._closing = False  # set first thing in finish(): from then on log() refuses
         self._failed = False
         self._flusher: threading.Thread | None = None
         self._wake = threading.Event()
         row = self._conn.execute("SELECT name FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
+            self._conn.close()
             raise NotFound(f"Run {run_id} is not in the store at {workspace.db_path}.")
         self.name: str = row[0]
         last = self._conn.execute("SELECT max(last_step) FROM metric_summary WHERE run_id = ?", (run_id,)).fetchone()
@@ -73,11 +75,11 @@ class Run:
         """
         if step is None:
             step = self._step
-        elif type(step) is not int:
+        elif type(step) is not int or not _STEP_MIN <= step < _STEP_MAX:
             step = step_value(step)
         now = _time()
         with self._lock:
-            if self._finished:
+            if self._closing:
                 raise MltuiError(f"Run {self.id} is finished; start a new one with mltui.init().")
             buf = self._buf
             try:
@@ -163,7 +165,12 @@ class Run:
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         self._set("tags", tags)
 
+    def _check_open(self) -> None:
+        if self._closing:
+            raise MltuiError(f"Run {self.id} is finished; start a new one with mltui.init().")
+
     def _set(self, table: str, values: Mapping[str, Any]) -> None:
+        self._check_open()
         if not isinstance(values, Mapping):
             raise ValueError(f"{table} must be a dict, not {type(values).__name__}.")
         what = "param" if table == "params" else "tag"
@@ -174,6 +181,7 @@ class Run:
 
     def log_artifact(self, path: str | os.PathLike[str], name: str | None = None) -> Path:
         """Copy a file into the run's artifacts/ folder and record its size and sha256."""
+        self._check_open()
         src = Path(path)
         if not src.is_file():
             raise ValueError(f"artifact {str(src)!r} is not a file.")
@@ -205,22 +213,31 @@ class Run:
 
     # -- ending --------------------------------------------------------------------------
     def finish(self, status: str | None = None, exit_code: int | None = None) -> None:
-        """Flush and close. A run we created gets its final status; an attached one is left to its supervisor."""
+        """Flush and close. A run we created gets its final status; an attached one is left to its supervisor.
+
+        If the store cannot be written, this raises and the run stays open with its points, so it
+        can be called again.
+        """
         with self._db_lock:
             if self._finished:
                 return
-            self._wake.set()
+            with self._lock:
+                self._closing = True  # no more log() calls slip in behind the last flush
             try:
                 self.flush()
                 if not self.attached:
                     final = status or ("failed" if self._failed else "finished")
                     with write_tx(self._conn, self.workspace.db_path):
                         run_store.update_run(self._conn, self.id, status=final, ended=_time(), exit_code=exit_code)
-            finally:
+            except BaseException:
                 with self._lock:
-                    self._finished = True
-                self._conn.close()
-                _live_runs.discard(self)
+                    self._closing = False
+                raise
+            with self._lock:
+                self._finished = True
+            self._wake.set()
+            self._conn.close()
+            _live_runs.discard(self)
 
     @property
     def finished(self) -> bool:

@@ -34,9 +34,12 @@ def step_value(step: object) -> int:
     if isinstance(step, bool):
         raise ValueError("step must be an integer, not a bool.")
     try:
-        return step.__index__()  # int, numpy integers  # int, numpy integers
+        value = step.__index__()  # int, numpy integers
     except AttributeError:
         raise ValueError(f"step must be an integer, not {type(step).__name__}.") from None
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(f"step {value} is outside the 64-bit range the store keeps.")
+    return value
 
 
 def encode(value: Any) -> tuple[Any, str]:

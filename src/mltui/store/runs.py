@@ -111,7 +111,8 @@ def resolve_id(conn: sqlite3.Connection, prefix: str) -> str:
         raise NotFound(f"No run has an id starting with {prefix!r}.")
     if len(rows) > 1:
         shown = ", ".join(r[0] for r in rows[:5])
-        raise UsageError(f"The id prefix {prefix!r} is ambiguous: it matches {shown}{', ...' if len(rows) > 5 else ''}.")
+        more = " and more" if len(rows) > 5 else ""
+        raise UsageError(f"The id prefix {prefix!r} is ambiguous: it matches {shown}{more}.")
     return rows[0][0]
 
 

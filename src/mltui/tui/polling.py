@@ -47,6 +47,8 @@ class Polling:
         if running and not self._poll_force:
             return  # the poll under way reschedules when it is done
         force, self._poll_force = self._poll_force, False
+        if self._poll_lock is None:  # made here, on the UI thread, so every worker shares the one lock
+            self._poll_lock = threading.Lock()
         # a forced poll supersedes one under way: that one's result is dropped (see on_worker_state_changed)
         self._poll_worker = self.run_worker(  # type: ignore[attr-defined]
             lambda: self._collect_alone(force), thread=True, exclusive=True, group=self.poll_group,
@@ -54,8 +56,7 @@ class Polling:
         )
 
     def _collect_alone(self, force: bool) -> Any:
-        if self._poll_lock is None:
-            self._poll_lock = threading.Lock()
+        assert self._poll_lock is not None
         with self._poll_lock:  # a superseded worker may still be running: never two on one connection
             return self.collect(force)
 
@@ -78,5 +79,6 @@ class Polling:
             message = str(error) if error is not None else "unknown error"
             if message != self._poll_error:  # say it once, not every second
                 self._poll_error = message
-                self.notify(f"Cannot read the store: {message}", severity="error", timeout=8)  # type: ignore[attr-defined]
+                self.notify(f"Cannot read the store: {message}", severity="error", timeout=8,  # type: ignore[attr-defined]
+                            markup=False)
             self._schedule(self.poll_interval * 5)

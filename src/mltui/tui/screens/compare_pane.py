@@ -138,7 +138,7 @@ class ComparePane(Vertical, Polling):
         conn = self.reader.conn
         view = self.state.view
         if view.runs:
-            runs = get_runs(conn, view.runs)
+            runs = get_runs(conn, list(dict.fromkeys(view.runs)))  # a run listed twice is shown once
             attach_details(conn, runs)
         else:
             runs = list_runs(conn, where=view.where, limit=MAX_RUNS).runs
