@@ -160,6 +160,10 @@ def tui_messages(app) -> list[tuple[str, str]]:
 
 async def tui_loaded(pilot, rows: int) -> None:
     await tui_wait(pilot, lambda: tui_table(pilot.app).row_count == rows and tui_status(pilot.app) != "")
+    # and drawn: every row has a line on screen (the frame after the rows were added)
+    table = tui_table(pilot.app)
+    await tui_wait(pilot, lambda: sum(1 for line in tui_lines(table)[1:] if line)
+                   >= min(rows, table.size.height - 1))
 
 
 # -- 1. layout at two sizes ----------------------------------------------------------------
@@ -295,7 +299,7 @@ async def test_live_updated_value_is_drawn_in_full(tui_ws):
     app = tui_app(tui_ws)
     async with app.run_test(size=SMALL) as pilot:
         await tui_loaded(pilot, 1)
-        assert "2" in tui_lines(tui_table(app))[1]
+        await tui_wait(pilot, lambda: "2" in tui_lines(tui_table(app))[1])  # drawn once the frame is out
         run = Run(tui_ws, rid, attached=True, flush_interval=0)
         run.log({"loss": 0.123456789})
         run.flush()
