@@ -15,6 +15,7 @@ import pytest
 
 import mltui
 from conftest import POPULATED_RUNS
+from test_compare import make_run
 from mltui.core.views import View, save_view
 from mltui.core.workspace import init_workspace
 from mltui.store.connection import open_store
@@ -98,9 +99,9 @@ def test_compare_text_marks_best(project, pcli):
 
 
 def test_compare_text_ties_all_starred(ws, cli):
-    a = _run(ws.project_dir, "a", {"loss": [0.5, 0.2]})
-    b = _run(ws.project_dir, "b", {"loss": [0.2, 0.9]})
-    c = _run(ws.project_dir, "c", {"loss": [0.3]})
+    a = make_run(ws.project_dir, "a", {"loss": [0.5, 0.2]})
+    b = make_run(ws.project_dir, "b", {"loss": [0.2, 0.9]})
+    c = make_run(ws.project_dir, "c", {"loss": [0.3]})
     out = cli("compare", a, b, c)
     assert out.returncode == 0, out.stderr
     assert stars(out.stdout) == {"loss": {a, b}}
@@ -206,17 +207,8 @@ def test_compare_bad_smoothing(project, pcli):
     one_line_error(pcli("compare", ids["resnet-adam-1"], "--smooth", "1.0"), 2)
 
 
-def _run(project, name, series=None, params=None):
-    run = mltui.init(name=name, params=params, workspace=project, flush_interval=60.0)
-    for key, values in (series or {}).items():
-        for step, value in enumerate(values):
-            run.log({key: value}, step=step)
-    run.finish()
-    return run.id
-
-
 def test_compare_more_than_50_runs(ws, cli):
-    ids = [_run(ws.project_dir, f"r{i}", {"loss": [float(i)]}) for i in range(51)]
+    ids = [make_run(ws.project_dir, f"r{i}", {"loss": [float(i)]}) for i in range(51)]
     msg = one_line_error(cli("compare", "--where", "status = finished"), 2)
     assert "50" in msg
     assert one_line_error(cli("compare", *ids), 2) == msg
@@ -227,8 +219,8 @@ def test_compare_more_than_50_runs(ws, cli):
 
 
 def test_compare_direction_from_config(ws, cli):
-    a = _run(ws.project_dir, "a", {"weird": [1.0, 3.0]})
-    b = _run(ws.project_dir, "b", {"weird": [2.0]})
+    a = make_run(ws.project_dir, "a", {"weird": [1.0, 3.0]})
+    b = make_run(ws.project_dir, "b", {"weird": [2.0]})
     data = ok_json(cli("compare", a, b, "--json"))
     assert data["metrics"]["weird"]["direction"] == "max"
     assert [r for r, c in data["metrics"]["weird"]["runs"].items() if c["is_best"]] == [a]
@@ -449,8 +441,8 @@ def test_export_unwritable_target(pcli, tmp_path):
 
 # regression (fixed in 6a45300): lr=1 (newest) then lr=0.5 made params.lr a text column
 def test_export_int_and_float_param_is_a_number_column(ws, cli, tmp_path):
-    _run(ws.project_dir, "older", params={"lr": 0.5})
-    _run(ws.project_dir, "newer", params={"lr": 1})
+    make_run(ws.project_dir, "older", params={"lr": 0.5})
+    make_run(ws.project_dir, "newer", params={"lr": 1})
     target = tmp_path / "runs.parquet"
     assert cli("export", "runs", "-o", str(target)).returncode == 0
     frame = pl.read_parquet(target)

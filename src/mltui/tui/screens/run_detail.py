@@ -17,7 +17,7 @@ from mltui.core.store_watch import StoreReader
 from mltui.core.text import safe
 from mltui.core.values import display
 from mltui.core.workspace import Workspace
-from mltui.store.metrics import read_series
+from mltui.core.compare import read_arrays
 from mltui.tui.cells import age, plain, span, status_cell
 from mltui.tui.polling import Polling
 from mltui.tui.widgets.metric_spark import MetricSpark, downsample
@@ -70,7 +70,7 @@ class RunDetailScreen(Screen, Polling):
         run = get_run(conn, self.run_id)
         series = {}
         for key in list(run["metrics"])[:MAX_SPARKS]:
-            _, values, _ = read_series(conn, run["id"], key)
+            _, values, _ = read_arrays(conn, run["id"], key, with_times=False)
             series[key] = downsample(values, SPARK_POINTS)
         return Detail(run, series)
 
