@@ -13,7 +13,6 @@ from contextlib import closing
 import polars as pl
 import pytest
 
-import mltui
 from conftest import POPULATED_RUNS
 from test_compare import make_run
 from mltui.core.views import View, save_view
