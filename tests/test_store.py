@@ -76,7 +76,7 @@ def test_new_store_settings(tmp_path):
         assert c.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         assert c.execute("PRAGMA busy_timeout").fetchone()[0] == 60_000
         assert c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == SCHEMA_VERSION
-        assert read_version(c) == SCHEMA_VERSION == 2
+        assert read_version(c) == SCHEMA_VERSION == 3
         assert tables(c) == TABLES
     assert path.read_bytes()[:16] == b"SQLite format 3\x00"
     # WAL is a property of the file: a plain connection sees it too
@@ -464,6 +464,8 @@ def test_a_version_1_store_is_migrated_forward_keeping_its_runs(tmp_path):
         old.execute("INSERT INTO meta(key, value) VALUES ('schema_version', 1)")
         old.execute("INSERT INTO runs(id, name, status, created) VALUES ('00000000ab', 'kept', 'finished', 1.0)")
     with closing(open_store(path)) as c:
-        assert read_version(c) == 2
+        assert read_version(c) == SCHEMA_VERSION
         assert c.execute("SELECT name FROM runs").fetchall() == [("kept",)]
         assert c.execute("SELECT count(*) FROM views").fetchone()[0] == 0
+        # schema 3: launched runs gain their supervisor, reason and spec columns, empty on old runs
+        assert c.execute("SELECT sup_pid, reason, spec FROM runs").fetchall() == [(None, None, None)]

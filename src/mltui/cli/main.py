@@ -25,7 +25,7 @@ def _common() -> argparse.ArgumentParser:
 
 
 def build_parser() -> Parser:
-    from mltui.cli import compare, metrics, runs, tui, workspace
+    from mltui.cli import compare, launch, metrics, queue, runs, tui, workspace
 
     common = _common()
     parser = Parser(
@@ -38,7 +38,7 @@ def build_parser() -> Parser:
     parser.set_defaults(debug=False, handler=tui.open_tui, theme=None)
     parser.add_argument("--theme", help="TUI theme by name (default: the workspace config's theme)")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
-    for module in (workspace, runs, metrics, compare, tui):
+    for module in (workspace, launch, runs, queue, metrics, compare, tui):
         module.register(sub, common)
     return parser
 
@@ -62,10 +62,20 @@ def _glue_negative_values(args: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args_list = _glue_negative_values(sys.argv[1:] if argv is None else list(argv))
+    command_argv = None
+    if "--" in args_list:  # `mltui run [options] -- COMMAND ...`: the command is not ours to parse
+        cut = args_list.index("--")
+        args_list, command_argv = args_list[:cut], args_list[cut + 1:]
     debug = "--debug" in args_list or bool(os.environ.get("MLTUI_DEBUG"))
     try:
         parser = build_parser()
         args = parser.parse_args(args_list)
+        if command_argv is not None:
+            if not getattr(args, "accepts_argv", False):
+                parser.error("only `mltui run` takes a command after --")
+            if not command_argv:
+                parser.error("there is no command after --")
+            args.argv = command_argv
         return int(args.handler(args) or 0)
     except MltuiError as exc:
         if debug:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from contextlib import closing
 
 from mltui.cli.output import age, metric_table, print_json, safe, span, table, when
@@ -40,13 +41,19 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     rm.add_argument("--json", action="store_true", help="print the removed ids as JSON")
     rm.set_defaults(handler=cmd_rm)
 
+    from mltui.cli import runs_control
+
+    runs_control.register_verbs(verbs, common)
+
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from mltui.core.liveness import reap_lost
     from mltui.core.runs import duration, list_runs, pick_columns
     from mltui.core.workspace import open_workspace
 
-    _, conn = open_workspace()
+    ws, conn = open_workspace()
     with closing(conn):
+        reap_lost(ws, conn)
         result = list_runs(conn, where=args.where, sort=args.sort, limit=args.limit)
     if args.json:
         print_json(result.runs)
@@ -73,11 +80,13 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from mltui.core.liveness import reap_lost
     from mltui.core.runs import duration, get_run
     from mltui.core.workspace import open_workspace
 
-    _, conn = open_workspace()
+    ws, conn = open_workspace()
     with closing(conn):
+        reap_lost(ws, conn)
         run = get_run(conn, args.run)
     if args.json:
         print_json(run)
@@ -87,15 +96,24 @@ def cmd_show(args: argparse.Namespace) -> int:
         f"run      {run['id']}",
         f"name     {safe(run['name'])}",
         f"status   {run['status']}" + (f" (exit code {run['exit_code']})" if run.get("exit_code") is not None else ""),
+        *([f"reason   {safe(run['reason'])}"] if run.get("reason") else []),
         f"kind     {safe(run['kind'])}",
         f"created  {when(run['created'])}  ({age(run['created'])})",
         f"duration {span(duration(run))}",
         f"host     {safe(run.get('host') or '-')}   user {safe(run.get('user') or '-')}",
     ]
     if command:
-        lines.append(f"command  {safe(' '.join(command) if isinstance(command, list) else command)}")
+        lines.append(f"command  {safe(shlex.join(command) if isinstance(command, list) else command)}")
     if run.get("git_commit"):
         lines.append(f"git      {run['git_commit'][:12]}{' (dirty)' if run.get('git_dirty') else ''}")
+    if run.get("cwd"):
+        lines.append(f"cwd      {safe(run['cwd'])}")
+    if run.get("gpus"):
+        lines.append(f"gpus     {', '.join(str(g) for g in run['gpus'])}")
+    if run.get("rerun_of"):
+        lines.append(f"rerun of {run['rerun_of']}")
+    if run.get("bad_lines"):
+        lines.append(f"bad metrics.jsonl lines: {run['bad_lines']}")
     if run.get("note"):
         lines.append(f"note     {safe(run['note'])}")
     print("\n".join(lines))

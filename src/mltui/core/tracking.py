@@ -249,9 +249,13 @@ class Run:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.finish()
+        elif issubclass(exc_type, (KeyboardInterrupt, _Terminated)):
+            self.finish("killed")
+        elif issubclass(exc_type, SystemExit) and exc.code in (0, None):
+            self.finish()  # sys.exit(0) is a normal end
         else:
             self._failed = True
-            self.finish("killed" if exc_type is KeyboardInterrupt else "failed")
+            self.finish("failed")
 
     def __repr__(self) -> str:
         return f"<mltui.Run {self.id} {self.name!r}>"
@@ -295,19 +299,29 @@ def create_run(
     note: str | None = None,
     parent_id: str | None = None,
     created: float | None = None,
+    *,
+    cwd: str | None = None,
+    git: bool = True,
+    fields: Mapping[str, Any] | None = None,
+    params: Mapping[str, Any] | None = None,
+    stem: str | None = None,
 ) -> str:
-    """Insert a new run row and make its folder; returns the run id."""
+    """Insert a new run row and make its folder; returns the run id.
+
+    `fields` sets more run columns (a launcher's spec, gpus); `git=False` leaves the git state to
+    whoever fills it in later (the supervisor, off the launch's critical path)."""
     import json
     import socket
 
     config = workspace.config()
     now = _time() if created is None else created
     run_id = new_run_id(now)
-    cwd = os.getcwd()
+    cwd = os.getcwd() if cwd is None else cwd
     if name is None:
-        stem = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] not in ("", "-c") else "run"
+        if stem is None:
+            stem = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] not in ("", "-c") else "run"
         name = f"{stem}-{run_id[-4:]}"
-    git_commit, git_dirty = _git_state(cwd)
+    git_commit, git_dirty = _git_state(cwd) if git else (None, None)
     run_dir = workspace.run_dir(run_id)
     try:
         run_dir.mkdir(mode=config.dir_mode, parents=False, exist_ok=False)
@@ -317,9 +331,11 @@ def create_run(
             os.chmod(run_dir / "artifacts", config.dir_mode)
     except FileNotFoundError:
         workspace.runs_dir.mkdir(mode=config.dir_mode, exist_ok=True)
-        return create_run(workspace, name, kind, status, command, note, parent_id, created)
+        return create_run(workspace, name, kind, status, command, note, parent_id, created,
+                          cwd=cwd, git=git, fields=fields, params=params, stem=stem)
     except FileExistsError:
-        return create_run(workspace, name, kind, status, command, note, parent_id, created)
+        return create_run(workspace, name, kind, status, command, note, parent_id, created,
+                          cwd=cwd, git=git, fields=fields, params=params, stem=stem)
     except OSError as exc:
         import errno
 
@@ -350,8 +366,11 @@ def create_run(
                     "heartbeat": now,
                     "run_dir": str(run_dir),
                     "note": note,
+                    **(fields or {}),
                 },
             )
+            if params:
+                run_store.set_values(conn, "params", run_id, params)
     finally:
         conn.close()
     return run_id

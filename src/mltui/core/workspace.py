@@ -28,6 +28,22 @@ refresh_seconds = 1.0
 # Which way is better for a metric, when its name does not say (loss is down, acc is up):
 # "val/perplexity" = "min"
 
+[runs]
+# The supervisor of each launched run writes a heartbeat this often (seconds); a running run
+# whose heartbeat is older than lost_after_seconds is marked lost.
+heartbeat_seconds = 2.0
+lost_after_seconds = 30.0
+# `mltui runs kill` sends SIGTERM, then SIGKILL after this many seconds.
+kill_grace_seconds = 10.0
+
+[queue]
+# How many queued runs that ask for no GPU may run at once.
+max_parallel = 1
+
+[gpu]
+# Where GPU state comes from: "auto" (NVML when present), "nvml", "sim" (MLTUI_GPU_SIM, e.g. "2x24"), "none".
+backend = "auto"
+
 [keys]
 # Remap any key by its binding id, e.g.:
 # "runs.filter" = "slash,f"
@@ -41,12 +57,20 @@ class Config:
     def __init__(
         self, shared: bool = False, theme: str = "mltui-dark", refresh_seconds: float = 1.0,
         keys: dict[str, str] | None = None, directions: dict[str, str] | None = None,
+        heartbeat_seconds: float = 2.0, lost_after_seconds: float = 30.0, kill_grace_seconds: float = 10.0,
+        max_parallel: int = 1, gpu_backend: str = "auto",
     ) -> None:
         self.shared = shared
         self.theme = theme
         self.refresh_seconds = refresh_seconds
         self.keys = dict(keys or {})
         self.directions = dict(directions or {})  # metric -> "min" | "max", for compare
+        self.heartbeat_seconds = heartbeat_seconds
+        self.lost_after_seconds = lost_after_seconds
+        self.kill_grace_seconds = kill_grace_seconds
+        self.max_parallel = max_parallel
+        self.gpu_backend = gpu_backend
+
     @property
     def dir_mode(self) -> int:
         return 0o770 if self.shared else 0o700
@@ -80,8 +104,29 @@ def parse_config(text: str, source: str = CONFIG_NAME) -> Config:
     directions = compare.get("direction", {}) if isinstance(compare, dict) else None
     if not isinstance(directions, dict) or not all(v in ("min", "max") for v in directions.values()):
         raise MltuiError(f"{source}: every entry under [compare.direction] must be \"min\" or \"max\".")
+    runs = _section(data, "runs", source)
+    numbers = {}
+    for key, default in (("heartbeat_seconds", 2.0), ("lost_after_seconds", 30.0), ("kill_grace_seconds", 10.0)):
+        value = runs.get(key, default)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            raise MltuiError(f"{source}: 'runs.{key}' must be a number of seconds, 0 or more.")
+        numbers[key] = float(value)
+    queue = _section(data, "queue", source)
+    max_parallel = queue.get("max_parallel", 1)
+    if not isinstance(max_parallel, int) or isinstance(max_parallel, bool) or max_parallel < 1:
+        raise MltuiError(f"{source}: 'queue.max_parallel' must be a whole number, 1 or more.")
+    gpu_backend = _section(data, "gpu", source).get("backend", "auto")
+    if gpu_backend not in ("auto", "nvml", "sim", "none"):
+        raise MltuiError(f"{source}: 'gpu.backend' must be one of \"auto\", \"nvml\", \"sim\", \"none\".")
     return Config(shared=shared, theme=theme, refresh_seconds=float(refresh), keys=dict(keys),
-                  directions=dict(directions))
+                  directions=dict(directions), max_parallel=max_parallel, gpu_backend=gpu_backend, **numbers)
+
+
+def _section(data: dict, name: str, source: str) -> dict:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise MltuiError(f"{source}: [{name}] must be a table of settings.")
+    return value
 
 
 class Workspace:

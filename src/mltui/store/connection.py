@@ -11,20 +11,27 @@ from collections.abc import Iterator
 
 from mltui.core.errors import StoreError
 
-SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 60_000
 
 
-def _check_is_sqlite(path: Path) -> None:
+def _check_is_sqlite(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a file that is not SQLite. Asked of SQLite itself: opening and closing the file with a
+    second descriptor would drop this process's POSIX locks on it, under its other connections."""
+    try:
+        conn.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc).lower() and _header(path) != b"SQLite format 3\x00":
+            raise StoreError(f"{path} is not an mltui store: the file is not a SQLite database.") from None
+        raise
+
+
+def _header(path: Path) -> bytes:
+    """The first 16 bytes; read only once SQLite has refused the file, so no working connection is at stake."""
     try:
         with open(path, "rb") as fh:
-            head = fh.read(16)
-    except FileNotFoundError:
-        return
-    except PermissionError:
-        raise StoreError(f"Cannot read {path}: permission denied.") from None
-    if head and head != SQLITE_MAGIC:
-        raise StoreError(f"{path} is not an mltui store: the file is not a SQLite database.")
+            return fh.read(16)
+    except OSError:
+        return b""
 
 
 def translate(exc: sqlite3.Error, path: Path | str = "") -> StoreError:
@@ -68,7 +75,6 @@ def enable_wal(conn: sqlite3.Connection) -> None:
 def connect(path: Path | str, readonly: bool = False, file_mode: int = 0o600) -> sqlite3.Connection:
     """A configured connection; creates the file (with `file_mode`) when writable and absent."""
     path = Path(path)
-    _check_is_sqlite(path)
     try:
         if readonly:
             return _connect_readonly(path)
@@ -77,7 +83,12 @@ def connect(path: Path | str, readonly: bool = False, file_mode: int = 0o600) ->
             os.fchmod(fd, file_mode)  # O_CREAT's mode is cut by the umask; WAL files copy these bits
             os.close(fd)
         conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
-        _configure(conn)
+        try:
+            _check_is_sqlite(conn, path)
+            _configure(conn)
+        except BaseException:
+            conn.close()
+            raise
         return conn
     except FileExistsError:
         return connect(path, readonly, file_mode)
@@ -96,6 +107,11 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
     for query in ("mode=ro", "immutable=1"):
         try:
             conn = sqlite3.connect(f"{uri}?{query}", uri=True, isolation_level=None, check_same_thread=False)
+            try:
+                _check_is_sqlite(conn, path)
+            except StoreError:
+                conn.close()
+                raise
             _configure(conn)
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
             return conn

@@ -12,6 +12,7 @@ RUN_COLUMNS = (
     "id", "name", "kind", "status", "command", "cwd", "host", "user", "pid", "pgid", "gpus",
     "git_commit", "git_dirty", "python", "env_hash", "parent_id", "created", "started", "ended",
     "heartbeat", "exit_code", "run_dir", "note", "bad_lines",
+    "sup_pid", "reason", "spec", "rerun_of", "fingerprint", "kill_requested",
 )
 STATUSES = ("queued", "running", "finished", "failed", "killed", "lost")
 ACTIVE = ("queued", "running")
@@ -75,11 +76,12 @@ def row_dict(row: Sequence[Any]) -> dict[str, Any]:
             d["command"] = json.loads(d["command"])
         except ValueError:
             pass
-    if d.get("gpus"):
-        try:
-            d["gpus"] = json.loads(d["gpus"])
-        except ValueError:
-            pass
+    for key in ("gpus", "spec", "fingerprint"):
+        if d.get(key):
+            try:
+                d[key] = json.loads(d[key])
+            except ValueError:
+                pass
     if d.get("git_dirty") is not None:
         d["git_dirty"] = bool(d["git_dirty"])
     return d

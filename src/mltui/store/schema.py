@@ -99,6 +99,15 @@ MIGRATIONS: list[list[str]] = [
             updated REAL NOT NULL
         ) WITHOUT ROWID""",
     ],
+    [  # 3: launched runs: their supervisor, why they ended, how to launch them again, the queue
+        "ALTER TABLE runs ADD COLUMN sup_pid INTEGER",
+        "ALTER TABLE runs ADD COLUMN reason TEXT",
+        "ALTER TABLE runs ADD COLUMN spec TEXT",
+        "ALTER TABLE runs ADD COLUMN rerun_of TEXT",
+        "ALTER TABLE runs ADD COLUMN fingerprint TEXT",
+        "ALTER TABLE runs ADD COLUMN kill_requested REAL",
+        "ALTER TABLE artifacts ADD COLUMN location TEXT",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

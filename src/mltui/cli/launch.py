@@ -1,0 +1,132 @@
+"""`mltui run` and `mltui sweep`: start commands from mltui.toml (or any command) under a supervisor."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mltui.cli.output import print_json, safe
+
+EPILOG = (
+    "Examples: `mltui run train -p lr=0.1 -p epochs=3`; `mltui run -- python train.py --lr 0.1`; "
+    "`mltui run train --queue --gpus 1 --gpu-mem 20`. A named command comes from the nearest mltui.toml; "
+    "its template is split into arguments first and each {param} is filled inside its argument, so a value "
+    "never goes through a shell. `python` in a command means the Python mltui runs in. The run id is printed "
+    "at once and the run goes on after this command (and your SSH session) ends."
+)
+
+
+def _launch_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-p", "--param", dest="params", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a param (repeatable); values are typed like TOML: 3, 0.1, true, text")
+    p.add_argument("--queue", action="store_true", help="put the run in the workspace queue instead of starting it now")
+    p.add_argument("--gpus", type=int, default=0, metavar="N", help="GPUs the run needs (given through CUDA_VISIBLE_DEVICES)")
+    p.add_argument("--gpu-mem", type=float, default=None, metavar="GB", help="free memory each of those GPUs must have")
+    p.add_argument("--note", help="a note kept on the run")
+    p.add_argument("--parent", metavar="ID", help="the run this one belongs to (an eval points at the run it evaluates)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def register(sub, common: argparse.ArgumentParser) -> None:
+    run = sub.add_parser("run", parents=[common], help="launch a command under a supervisor",
+                         description="Launch a named command from mltui.toml, or any command given after --, "
+                         "detached under a supervisor that records its output, metrics, artifacts and exit.",
+                         epilog=EPILOG)
+    run.add_argument("name", nargs="?", metavar="COMMAND", help="a command from mltui.toml (omit with -- ARGV)")
+    run.add_argument("--name", dest="run_name", metavar="NAME", help="the run's name (default: command-xxxx)")
+    run.add_argument("--wait", action="store_true", help="follow the output until the run ends; exit with its exit code")
+    _launch_options(run)
+    run.set_defaults(handler=cmd_run, accepts_argv=True)
+
+    sweep = sub.add_parser("sweep", parents=[common], help="queue one run per combination of param values",
+                           description="Queue one run of a named command for every combination of the given "
+                           "values; the queue worker starts them as resources allow (queue.max_parallel, GPUs).",
+                           epilog="Example: `mltui sweep train -p lr=0.1,0.01,0.001 -p bs=32,64` queues 6 runs.")
+    sweep.add_argument("name", metavar="COMMAND", help="a command from mltui.toml")
+    _launch_options(sweep)
+    sweep.set_defaults(handler=cmd_sweep)
+
+
+def _command(ws, name: str):
+    from mltui.core.commands import find_project_file, load_commands
+    from mltui.core.errors import MltuiError, UsageError
+
+    path = find_project_file(stop=ws.project_dir)
+    if path is None:
+        raise MltuiError(f"There is no mltui.toml here or above (up to {ws.project_dir}) to define {name!r}; "
+                         "write one, or run a command directly with `mltui run -- COMMAND ...`.")
+    commands = load_commands(path)
+    if name not in commands:
+        known = ", ".join(commands) or "none"
+        raise UsageError(f"{path} has no command {name!r} (it has: {known}).")
+    return commands[name]
+
+
+def _parent(conn, prefix: str | None) -> str | None:
+    from mltui.store.runs import resolve_id
+
+    return resolve_id(conn, prefix) if prefix else None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from contextlib import closing
+
+    from mltui.core.commands import parse_assignments
+    from mltui.core.errors import UsageError
+    from mltui.core.launcher import Launch, launch
+    from mltui.core.workspace import open_workspace
+
+    argv = getattr(args, "argv", None)
+    if argv is not None and args.name:
+        raise UsageError("Give either a command name from mltui.toml or a command after --, not both.")
+    if argv is None and not args.name:
+        raise UsageError("Name a command from mltui.toml, or give one after --, e.g. `mltui run -- python train.py`.")
+    ws, conn = open_workspace(write=True)
+    with closing(conn):
+        parent = _parent(conn, args.parent)
+    params = parse_assignments(args.params)
+    common = dict(params=params, name=args.run_name, note=args.note, queue=args.queue, gpus=args.gpus,
+                  gpu_mem=args.gpu_mem, parent_id=parent)
+    spec = Launch(argv, **common) if argv is not None else Launch(command=_command(ws, args.name), **common)
+    run_id = launch(ws, spec)
+    if args.json and not args.wait:
+        print_json({"id": run_id, "status": "queued" if args.queue else "running", "command": spec.argv,
+                    "params": spec.params})
+        return 0
+    if not args.wait:
+        print(run_id)
+        if sys.stdout.isatty():
+            sys.stderr.write(f"{'Queued' if args.queue else 'Started'} {run_id}: `mltui runs log {run_id} -f` follows "
+                             f"its output, `mltui runs kill {run_id}` stops it.\n")
+        return 0
+    from mltui.cli.runs_control import follow
+
+    return follow(ws, run_id, json_out=args.json)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from contextlib import closing
+
+    from mltui.core.commands import parse_assignments, sweep_grid
+    from mltui.core.launcher import Launch, launch
+    from mltui.core.workspace import open_workspace
+
+    ws, conn = open_workspace(write=True)
+    with closing(conn):
+        parent = _parent(conn, args.parent)
+    command = _command(ws, args.name)
+    grid = sweep_grid(parse_assignments(args.params, sweep=True))
+    launches = [Launch(command=command, params=combo, note=args.note, queue=True, gpus=args.gpus,
+                       gpu_mem=args.gpu_mem, parent_id=parent) for combo in grid]  # every one checked first
+    from mltui.core.launcher import ensure_worker
+
+    ids = [launch(ws, one, wake_queue=False) for one in launches]
+    ensure_worker(ws)
+    if args.json:
+        print_json([{"id": run_id, "params": one.params} for run_id, one in zip(ids, launches)])
+        return 0
+    for run_id, one in zip(ids, launches):
+        print(f"{run_id}  " + " ".join(f"{k}={safe(v)}" for k, v in one.params.items()))
+    if sys.stdout.isatty():
+        sys.stderr.write(f"Queued {len(ids)} runs; `mltui queue list` shows them.\n")
+    return 0

@@ -1,0 +1,198 @@
+"""`mltui runs log|kill|rerun`: the verbs that act on launched runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from contextlib import closing
+
+from mltui.cli.output import print_json, safe
+
+
+def register_verbs(verbs, common: argparse.ArgumentParser) -> None:
+    log = verbs.add_parser("log", parents=[common], help="print a run's output (and follow it)",
+                           description="Print the output of a launched run (its stdout and stderr). Escape "
+                           "sequences are shown as text on a terminal; piped output is passed through as is.")
+    log.add_argument("run", metavar="ID", help="run id or a unique prefix of it")
+    log.add_argument("--follow", "-f", action="store_true", help="keep printing new output until the run ends")
+    log.add_argument("--tail", "-n", type=int, default=None, metavar="N", help="start with only the last N lines")
+    log.set_defaults(handler=cmd_log)
+
+    kill = verbs.add_parser("kill", parents=[common], help="stop running or queued runs",
+                            description="Stop runs: SIGTERM to the run's whole process group, SIGKILL after the "
+                            "grace period (runs.kill_grace_seconds). A queued run is taken off the queue.")
+    kill.add_argument("runs", metavar="ID", nargs="+", help="run ids or unique prefixes")
+    kill.add_argument("--grace", type=float, default=None, metavar="SECONDS",
+                      help="seconds between SIGTERM and SIGKILL (default from config, 10)")
+    kill.add_argument("--no-wait", action="store_true", help="return once the signal is sent")
+    kill.add_argument("--json", action="store_true", help="print JSON")
+    kill.set_defaults(handler=cmd_kill)
+
+    rerun = verbs.add_parser("rerun", parents=[common], help="launch a run again, maybe with other params",
+                             description="Launch a new run with the same command and params as an earlier one "
+                             "(changing the params given with -p); the new run links back to the original.")
+    rerun.add_argument("run", metavar="ID", help="run id or a unique prefix of it")
+    rerun.add_argument("-p", "--param", dest="params", action="append", default=[], metavar="KEY=VALUE",
+                       help="change a param (repeatable)")
+    rerun.add_argument("--queue", action="store_true", default=None, help="queue it instead of starting it now")
+    rerun.add_argument("--wait", action="store_true", help="follow the output until the run ends")
+    rerun.add_argument("--json", action="store_true", help="print JSON")
+    rerun.set_defaults(handler=cmd_rerun)
+
+
+def _writer():
+    """Where log text goes: raw bytes into a pipe, made safe on a terminal."""
+    if sys.stdout.isatty():
+        from mltui.core.logfile import clean
+
+        def write(data: bytes) -> None:
+            text = data.decode("utf-8", errors="replace")
+            lines = text.split("\n")
+            sys.stdout.write("\n".join(clean(line) for line in lines))
+            sys.stdout.flush()
+        return write
+
+    def raw(data: bytes) -> None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    return raw
+
+
+def exit_code_of(run: dict) -> int:
+    """What `--wait` exits with: the command's own exit code, or 128+N for a signal, as a shell does."""
+    code = run.get("exit_code")
+    if run["status"] == "finished":
+        return 0
+    if code is None:
+        return 1
+    return 128 - code if code < 0 else (code or 1)
+
+
+def follow(ws, run_id: str, json_out: bool = False, start: int = 0) -> int:
+    """Print the run's output from byte `start` as it grows, until the run ends; return its exit code."""
+    from mltui.core.liveness import reap_lost
+    from mltui.store.connection import open_store
+    from mltui.store.runs import get_runs
+
+    path = ws.run_dir(run_id) / "output.log"
+    write = (lambda data: None) if json_out else _writer()
+    offset = start
+    conn = open_store(ws.db_path, readonly=True)
+    last_check = 0.0
+    try:
+        while True:
+            status = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
+            offset = _copy(path, offset, write)
+            if status not in ("running", "queued"):
+                offset = _copy(path, offset, write)
+                break
+            if time.time() - last_check > 5:
+                reap_lost(ws, conn)
+                last_check = time.time()
+            time.sleep(0.1)
+        run = get_runs(conn, [run_id])[0]
+    except KeyboardInterrupt:
+        sys.stderr.write(f"\nmltui: stopped following; the run goes on (`mltui runs kill {run_id}` stops it).\n")
+        return 130
+    finally:
+        conn.close()
+    if json_out:
+        print_json({"id": run_id, "status": run["status"], "exit_code": run.get("exit_code"), "reason": run.get("reason")})
+    elif run["status"] != "finished":
+        sys.stderr.write(f"mltui: run {run_id} {run['status']}: {run.get('reason') or 'no reason recorded'}.\n")
+    return exit_code_of(run)
+
+
+def _copy(path, offset: int, write) -> int:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            while True:
+                data = fh.read(1 << 16)
+                if not data:
+                    return offset
+                write(data)
+                offset += len(data)
+    except FileNotFoundError:
+        return offset
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    from mltui.core.workspace import open_workspace
+    from mltui.store.runs import resolve_id
+
+    ws, conn = open_workspace()
+    with closing(conn):
+        run_id = resolve_id(conn, args.run)
+    path = ws.run_dir(run_id) / "output.log"
+    start = 0
+    if args.tail is not None:
+        from mltui.core.logfile import tail
+
+        if args.tail < 0:
+            from mltui.core.errors import UsageError
+
+            raise UsageError("--tail takes a number of lines, 0 or more.")
+        size = path.stat().st_size if path.exists() else 0
+        lines = tail(path, args.tail) if args.tail else []
+        text = "".join(line + "\n" for line in lines)
+        _writer()(text.encode("utf-8", errors="replace"))
+        start = size
+    if args.follow:
+        follow(ws, run_id, start=start)
+        return 0
+    if args.tail is None:
+        if not path.exists():
+            sys.stderr.write(f"mltui: run {run_id} has no output (it was not launched by mltui, or has not started).\n")
+            return 0
+        _copy(path, 0, _writer())
+    return 0
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    from mltui.core.launcher import kill_run
+    from mltui.core.workspace import open_workspace
+    from mltui.store.runs import resolve_ids
+
+    ws, conn = open_workspace(write=True)
+    with closing(conn):
+        ids = list(dict.fromkeys(resolve_ids(conn, args.runs)))
+    if args.grace is not None and args.grace < 0:
+        from mltui.core.errors import UsageError
+
+        raise UsageError("--grace takes a number of seconds, 0 or more.")
+    results = []
+    for run_id in ids:
+        status = kill_run(ws, run_id, grace=args.grace, wait=0 if args.no_wait else None)
+        results.append({"id": run_id, "status": status})
+        if not args.json:
+            note = "" if status != "running" else " (signalled; it has not ended yet)"
+            print(f"{run_id} {status}{note}")
+    if args.json:
+        print_json(results)
+    return 0
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    from mltui.core.commands import parse_assignments
+    from mltui.core.launcher import launch, rerun_launch
+    from mltui.core.runs import get_run
+    from mltui.core.workspace import open_workspace
+
+    ws, conn = open_workspace(write=True)
+    with closing(conn):
+        run = get_run(conn, args.run)
+    spec = rerun_launch(ws, run, parse_assignments(args.params), queue=args.queue)
+    run_id = launch(ws, spec)
+    if args.wait:
+        return follow(ws, run_id, json_out=args.json)
+    if args.json:
+        print_json({"id": run_id, "rerun_of": run["id"], "command": spec.argv, "params": spec.params})
+    else:
+        print(run_id)
+        if sys.stdout.isatty():
+            sys.stderr.write(f"Started {run_id}, a rerun of {run['id']} ({safe(run['name'])}): "
+                             f"`mltui runs log {run_id} -f` follows it.\n")
+    return 0
+

@@ -1,0 +1,279 @@
+"""Launching runs: a row in the store, then a detached supervisor (or a place in the queue).
+
+Nothing here waits for the command: the caller gets the run id back at once, and the run lives on
+in its supervisor after the caller (a CLI call, the TUI) has gone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mltui.core.commands import Command, fill, resolve_params
+from mltui.core.errors import MltuiError, UsageError
+from mltui.core.workspace import Workspace
+from mltui.store.connection import open_store, write_tx
+
+
+def resolve_program(argv: list[str], cwd: str) -> list[str]:
+    """`python`/`python3` mean the interpreter mltui runs in (as in Guild AI); anything else must exist."""
+    if not argv:
+        raise UsageError("There is no command to run.")
+    program = argv[0]
+    if program in ("python", "python3"):
+        return [sys.executable, *argv[1:]]
+    if os.sep in program:
+        path = Path(cwd, program)
+        if not path.exists():
+            raise MltuiError(f"Cannot run {program!r}: there is no such file in {cwd}.")
+        return argv
+    if shutil.which(program) is None:
+        raise MltuiError(f"Cannot run {program!r}: it is not on PATH.")
+    return argv
+
+
+class Launch:
+    """What to start: argv (or a command and params), where, how many GPUs, queued or not."""
+
+    def __init__(self, argv: Sequence[str] | None = None, *, command: Command | None = None,
+                 params: Mapping[str, Any] | None = None, cwd: str | None = None, name: str | None = None,
+                 kind: str | None = None, note: str | None = None, queue: bool = False, gpus: int = 0,
+                 gpu_mem: float | None = None, parent_id: str | None = None, rerun_of: str | None = None) -> None:
+        self.command = command
+        self.params = dict(params or {})
+        if command is not None:
+            self.params = resolve_params(command, self.params)
+            argv = fill(command.template, self.params, command.name)
+            cwd = cwd or str(command.project)
+        if not argv:
+            raise UsageError("There is no command to run: name one from mltui.toml or give it after --.")
+        self.cwd = str(Path(cwd or os.getcwd()).absolute())
+        self.argv = resolve_program(list(argv), self.cwd)
+        self.name = name
+        self.kind = kind or (command.kind if command is not None else "other")
+        self.note = note
+        self.queue = queue
+        if gpus < 0 or (gpu_mem is not None and gpu_mem < 0):
+            raise UsageError("--gpus and --gpu-mem cannot be negative.")
+        self.gpus = gpus
+        self.gpu_mem = gpu_mem
+        self.parent_id = parent_id
+        self.rerun_of = rerun_of
+
+    def spec(self) -> dict[str, Any]:
+        """Everything needed to launch this again (rerun), kept on the run."""
+        return {
+            "command": self.command.name if self.command else None,
+            "template": self.command.template if self.command else None,
+            "params": self.params,
+            "watch": self.command.watch if self.command else [],
+            "queue": self.queue,
+            "gpus": self.gpus,
+            "gpu_mem": self.gpu_mem,
+        }
+
+    def stem(self) -> str:
+        """What the run is named after: the command's name, or the script an ad-hoc command runs."""
+        if self.command:
+            return self.command.name
+        scripts = [a for a in self.argv[1:] if not a.startswith("-")]
+        return Path(scripts[0] if scripts else self.argv[0]).stem or "run"
+
+
+def busy_gpus(conn: sqlite3.Connection) -> set[int]:
+    busy: set[int] = set()
+    for (text,) in conn.execute("SELECT gpus FROM runs WHERE status = 'running' AND gpus IS NOT NULL"):
+        try:
+            busy.update(int(g) for g in json.loads(text))
+        except (ValueError, TypeError):
+            pass
+    return busy
+
+
+def _gpus_now(ws: Workspace, conn: sqlite3.Connection, want: int, mem_gb: float | None, queue: bool) -> list[int] | None:
+    from mltui.core.gpu import open_gpus, pick_gpus
+
+    source = open_gpus(ws.config().gpu_backend)
+    devices = source.devices()
+    if len(devices) < want:
+        why = f" ({source.reason})" if getattr(source, "reason", "") else ""
+        raise MltuiError(f"The run asks for {want} GPU{'s' if want > 1 else ''} but this machine has {len(devices)}{why}.")
+    if queue:
+        return None  # the worker picks them when they are free
+    picked = pick_gpus(devices, want, mem_gb, busy_gpus(conn))
+    if picked is None:
+        mem = f" with {mem_gb:g} GB free" if mem_gb else ""
+        raise MltuiError(f"No {want} free GPU{'s' if want > 1 else ''}{mem} right now; add --queue to wait for them.")
+    return picked
+
+
+def launch(ws: Workspace, launch: Launch, wake_queue: bool = True) -> str:
+    """Record the run and start it (or queue it); returns the run id at once.
+
+    `wake_queue=False` leaves starting the queue worker to the caller (a sweep wakes it once)."""
+    from mltui.core.tracking import create_run
+
+    config = ws.config()
+    conn = open_store(ws.db_path, file_mode=config.file_mode)
+    try:
+        gpus = _gpus_now(ws, conn, launch.gpus, launch.gpu_mem, launch.queue) if launch.gpus else None
+    finally:
+        conn.close()
+    status = "queued" if launch.queue else "running"
+    fields = {
+        "spec": json.dumps(launch.spec()),
+        "gpus": json.dumps(gpus) if gpus is not None else None,
+        "rerun_of": launch.rerun_of,
+        "pid": None,
+        "started": None,
+        "heartbeat": None,
+    }
+    run_id = create_run(ws, name=launch.name, kind=launch.kind, status=status, command=launch.argv,
+                        note=launch.note, parent_id=launch.parent_id, cwd=launch.cwd, git=False, fields=fields,
+                        params=launch.params, stem=launch.stem())
+    if launch.queue:
+        if wake_queue:
+            ensure_worker(ws)
+    else:
+        start_supervisor(ws, run_id)
+    return run_id
+
+
+def _detached(argv: list[str], log: Path, cwd: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k not in ("MLTUI_RUN_ID", "MLTUI_RUN_DIR")}
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True, close_fds=True, cwd=cwd, env=env)
+    # a long-lived caller (the TUI, a test) must not keep the process as a zombie once it ends
+    threading.Thread(target=proc.wait, name=f"mltui-reap-{proc.pid}", daemon=True).start()
+    return proc
+
+
+def start_supervisor(ws: Workspace, run_id: str) -> int:
+    """Start the detached supervisor of a recorded run; returns its pid."""
+    run_dir = ws.run_dir(run_id)
+    proc = _detached([sys.executable, "-m", "mltui.core.supervisor", str(ws.root), run_id],
+                     run_dir / "supervisor.log", ws.root)
+    conn = open_store(ws.db_path, file_mode=ws.config().file_mode)
+    try:
+        with write_tx(conn, ws.db_path):
+            conn.execute("UPDATE runs SET sup_pid = coalesce(sup_pid, ?), heartbeat = coalesce(heartbeat, ?) "
+                         "WHERE id = ?", (proc.pid, time.time(), run_id))
+    finally:
+        conn.close()
+    return proc.pid
+
+
+def ensure_worker(ws: Workspace) -> None:
+    """Start the workspace's queue worker; one that finds another already running just leaves."""
+    _detached([sys.executable, "-m", "mltui.core.queue", str(ws.root)], ws.root / "queue.log", ws.root)
+
+
+# -- stopping ------------------------------------------------------------------------------
+def kill_run(ws: Workspace, run_id: str, grace: float | None = None, wait: float | None = None) -> str:
+    """Stop a run: SIGTERM to its group, SIGKILL after `grace` seconds. Returns the status it ends in
+    (or 'running' if it has not ended within `wait` seconds)."""
+    from mltui.core.liveness import _host, pid_alive
+    from mltui.store.runs import get_runs
+
+    config = ws.config()
+    grace = config.kill_grace_seconds if grace is None else grace
+    conn = open_store(ws.db_path, file_mode=config.file_mode)
+    try:
+        runs = get_runs(conn, [run_id])
+        if not runs:
+            raise MltuiError(f"Run {run_id} is not in the store.")
+        run = runs[0]
+        if run["status"] == "queued":
+            with write_tx(conn, ws.db_path):
+                cur = conn.execute("UPDATE runs SET status = 'killed', reason = 'removed from the queue before it "
+                                   "started', ended = ? WHERE id = ? AND status = 'queued'", (time.time(), run_id))
+            if cur.rowcount:
+                return "killed"
+            run = get_runs(conn, [run_id])[0]
+        if run["status"] != "running":
+            raise MltuiError(f"Run {run_id} is {run['status']}; there is nothing to kill.")
+        deadline = time.time() + grace
+        with write_tx(conn, ws.db_path):
+            conn.execute("UPDATE runs SET kill_requested = ? WHERE id = ?", (deadline, run_id))
+        here = run.get("host") == _host
+        if run.get("sup_pid") and here and pid_alive(run["sup_pid"]):
+            os.kill(run["sup_pid"], signal.SIGTERM)
+        elif here and run.get("pid") and pid_alive(run["pid"]):
+            _kill_unsupervised(ws, conn, run, grace)
+        elif not here:
+            pass  # its supervisor sees the request at its next heartbeat
+        else:
+            _mark(ws, conn, run_id, "killed", "stopped by `mltui runs kill` (its processes were already gone)")
+        return wait_for_end(conn, run_id, grace + 5.0 if wait is None else wait)
+    finally:
+        conn.close()
+
+
+def _kill_unsupervised(ws: Workspace, conn: sqlite3.Connection, run: dict, grace: float) -> None:
+    """A run without a supervisor (or whose supervisor is gone): signal its processes ourselves."""
+    from mltui.core.liveness import pid_alive
+
+    target = run.get("pgid") if run.get("sup_pid") else None
+    send = (lambda sig: os.killpg(target, sig)) if target else (lambda sig: os.kill(run["pid"], sig))
+    try:
+        send(signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    end = time.time() + grace
+    while time.time() < end and pid_alive(run["pid"]):
+        time.sleep(0.1)
+    if pid_alive(run["pid"]):
+        try:
+            send(signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    time.sleep(0.2)
+    _mark(ws, conn, run["id"], "killed", "stopped by `mltui runs kill`")
+
+
+def _mark(ws: Workspace, conn: sqlite3.Connection, run_id: str, status: str, reason: str) -> None:
+    with write_tx(conn, ws.db_path):
+        conn.execute("UPDATE runs SET status = ?, reason = ?, ended = ? WHERE id = ? AND status IN ('running', 'lost')",
+                     (status, reason, time.time(), run_id))
+
+
+def wait_for_end(conn: sqlite3.Connection, run_id: str, timeout: float) -> str:
+    end = time.time() + timeout
+    while True:
+        status = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
+        if status not in ("running", "queued") or time.time() >= end:
+            return status
+        time.sleep(0.1)
+
+
+# -- again ---------------------------------------------------------------------------------
+def rerun_launch(ws: Workspace, run: Mapping[str, Any], overrides: Mapping[str, Any],
+                 queue: bool | None = None) -> Launch:
+    """A Launch with the same command and params as `run`, some params changed, linked to it."""
+    spec = run.get("spec") if isinstance(run.get("spec"), dict) else None
+    command = run.get("command")
+    if not command and not spec:
+        raise MltuiError(f"Run {run['id']} has no recorded command to run again.")
+    cwd = run.get("cwd") or os.getcwd()
+    queued = bool(spec and spec.get("queue")) if queue is None else queue
+    common = dict(cwd=cwd, kind=run.get("kind"), queue=queued, parent_id=run.get("parent_id"),
+                  rerun_of=run["id"], gpus=int((spec or {}).get("gpus") or 0), gpu_mem=(spec or {}).get("gpu_mem"))
+    if spec and spec.get("template"):
+        cmd = Command(spec["command"], spec["template"], spec.get("params") or {}, run.get("kind") or "other",
+                      spec.get("watch") or [], Path(cwd))
+        return Launch(command=cmd, params=overrides, **common)
+    if overrides:
+        raise UsageError(f"Run {run['id']} ran a plain command, not one from mltui.toml: it has no params to change.")
+    argv = command if isinstance(command, list) else [str(command)]
+    return Launch(argv, params=(spec or {}).get("params"), **common)

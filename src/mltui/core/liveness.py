@@ -1,0 +1,90 @@
+"""Telling a run that is still going from one whose process died without a word (status `lost`).
+
+Any mltui process that reads runs calls `reap_lost`: a running run is lost when its supervisor's
+heartbeat is older than `lost_after_seconds`, or when the process that should report its end
+(the supervisor, or the script itself for a run made by `mltui.init()`) is gone from this host.
+The update is conditional on the status and heartbeat read, so a run that ends normally at the
+same moment keeps its real status.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import time
+
+from mltui.core.workspace import Workspace
+
+_host = socket.gethostname()
+
+
+def pid_alive(pid: int | None) -> bool:
+    """Whether `pid` is a live (not zombie) process on this host."""
+    if not pid or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: it exists
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().rsplit(b")", 1)[1].split()[0]
+        return state not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return True
+
+
+def lost_candidates(conn: sqlite3.Connection, lost_after: float, now: float | None = None) -> list[tuple]:
+    """(id, heartbeat, why) for running runs that look dead. Reads only."""
+    now = time.time() if now is None else now
+    out = []
+    for run_id, host, pid, sup_pid, heartbeat in conn.execute(
+        "SELECT id, host, pid, sup_pid, heartbeat FROM runs WHERE status = 'running'"
+    ):
+        if sup_pid is not None:
+            if heartbeat is not None and now - heartbeat > lost_after:
+                out.append((run_id, heartbeat, f"its supervisor stopped sending heartbeats ({int(now - heartbeat)}s ago)"))
+            elif host == _host and not pid_alive(sup_pid):
+                out.append((run_id, heartbeat, f"its supervisor (pid {sup_pid}) is gone"))
+        elif host == _host and pid is not None and not pid_alive(pid):
+            out.append((run_id, heartbeat, f"its process (pid {pid}) ended without finishing the run"))
+    return out
+
+
+def reap_lost(ws: Workspace, conn: sqlite3.Connection, lost_after: float | None = None) -> list[str]:
+    """Mark dead running runs `lost`; returns their ids. Opens a writer only when there is work."""
+    if lost_after is None:
+        lost_after = ws.config().lost_after_seconds
+    try:
+        found = lost_candidates(conn, lost_after)
+    except sqlite3.Error:
+        return []
+    if not found:
+        return []
+    from mltui.core.errors import MltuiError
+    from mltui.store.connection import open_store, write_tx
+
+    marked = []
+    try:
+        writer = open_store(ws.db_path, file_mode=ws.config().file_mode)
+    except MltuiError:
+        return []  # a read-only store: show what it says
+    try:
+        with write_tx(writer, ws.db_path):
+            now = time.time()
+            for run_id, heartbeat, why in found:
+                cur = writer.execute(
+                    "UPDATE runs SET status = 'lost', reason = ?, ended = coalesce(ended, ?) "
+                    "WHERE id = ? AND status = 'running' AND heartbeat IS ?",
+                    (f"lost: {why}", now, run_id, heartbeat),
+                )
+                if cur.rowcount:
+                    marked.append(run_id)
+    except MltuiError:
+        return []
+    finally:
+        writer.close()
+    return marked

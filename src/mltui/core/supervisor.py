@@ -1,0 +1,319 @@
+"""The supervisor: one small detached process per launched run (`python -m mltui.core.supervisor WS RUN`).
+
+It starts the command in its own process group with stdout and stderr going straight to
+`runs/<id>/output.log`, then, until the command ends: writes a heartbeat, tails metrics.jsonl into
+the store, records files appearing in the watched folders, and forwards SIGTERM/SIGINT to the whole
+group (SIGKILL after the grace period). At the end it records the exit code, the end time and the
+final status with the reason. It starts the command before anything slow (watchdog, fingerprint).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from mltui.core.workspace import Workspace
+from mltui.store.connection import open_store, write_tx
+
+TICK = 0.2
+_KILLED_BY = {signal.SIGTERM, signal.SIGINT, signal.SIGKILL, signal.SIGHUP, signal.SIGQUIT}
+
+
+def signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def outcome(returncode: int, stop: str | None) -> tuple[str, str]:
+    """(status, reason) for how the command ended; `stop` says who asked it to stop, if anyone."""
+    if stop:
+        return "killed", stop
+    if returncode == 0:
+        return "finished", "the command exited with code 0"
+    if returncode < 0:
+        sig = -returncode
+        if sig in _KILLED_BY:
+            return "killed", f"the command was killed by {signal_name(sig)}"
+        return "failed", f"the command crashed with {signal_name(sig)}"
+    return "failed", f"the command exited with code {returncode}"
+
+
+def child_env(ws: Workspace, run_id: str, run_dir: Path, gpus: list[int] | None, extra: dict | None) -> dict:
+    env = dict(os.environ)
+    env.update(extra or {})
+    env.update({
+        "MLTUI_RUN_ID": run_id,
+        "MLTUI_WORKSPACE": str(ws.root),
+        "MLTUI_RUN_DIR": str(run_dir),
+        "PYTHONUNBUFFERED": "1",  # a log that streams, not one that arrives in 8 KiB lumps
+    })
+    if gpus is not None:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpus)
+    return env
+
+
+class Supervisor:
+    def __init__(self, ws: Workspace, run_id: str) -> None:
+        self.ws = ws
+        self.run_id = run_id
+        self.config = ws.config()
+        self.run_dir = ws.run_dir(run_id)
+        self.conn = open_store(ws.db_path, file_mode=self.config.file_mode)
+        self.child: subprocess.Popen | None = None
+        self.stop: str | None = None  # who asked the run to stop, in words
+        self.kill_at: float | None = None
+        self.forwarded: int | None = None
+        self.watcher = None
+        self.tail = None
+        self._signalled: int | None = None
+        self._bad_written = 0  # bad metrics.jsonl lines already on the run
+        self._reported = 0  # refused artifact paths already said
+
+    # -- the life of a run -------------------------------------------------------------------
+    def run(self) -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a dropped SSH session is not a reason to stop
+        row = self.conn.execute(
+            "SELECT command, cwd, spec, gpus, status FROM runs WHERE id = ?", (self.run_id,)
+        ).fetchone()
+        if row is None:
+            print(f"supervisor: run {self.run_id} is not in the store", file=sys.stderr)
+            return 1
+        command, cwd, spec_text, gpus_text, status = row
+        if status not in ("running", "queued"):
+            print(f"supervisor: run {self.run_id} is {status}; not starting it", file=sys.stderr)
+            return 0
+        argv = json.loads(command)
+        spec = json.loads(spec_text) if spec_text else {}
+        gpus = json.loads(gpus_text) if gpus_text else None
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "artifacts").mkdir(exist_ok=True)
+        log_path = self.run_dir / "output.log"
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, self.config.file_mode)
+        started = time.time()
+        try:
+            self.child = subprocess.Popen(
+                argv, cwd=cwd, env=child_env(self.ws, self.run_id, self.run_dir, gpus, spec.get("env")),
+                stdin=subprocess.DEVNULL, stdout=fd, stderr=subprocess.STDOUT, process_group=0, close_fds=True,
+            )
+        except OSError as exc:
+            message = f"cannot start {argv[0]!r}: {exc.strerror or exc}"
+            os.write(fd, f"mltui: {message}\n".encode())
+            os.close(fd)
+            code = 127 if isinstance(exc, FileNotFoundError) else 126
+            self._finish("failed", message, code, started)
+            return 0
+        os.close(fd)
+        pid = self.child.pid
+        with write_tx(self.conn, self.ws.db_path):
+            self.conn.execute(
+                "UPDATE runs SET status = 'running', pid = ?, pgid = ?, sup_pid = ?, started = ?, heartbeat = ?, "
+                "host = ?, user = ? WHERE id = ?",
+                (pid, pid, os.getpid(), started, started, _host(), _user(), self.run_id),
+            )
+        threading.Thread(target=self._fingerprint, args=(argv, cwd, spec), daemon=True).start()
+        self._start_watching(spec, cwd, started)
+        returncode = self._loop()
+        self._wrap_up(returncode, started)
+        return 0
+
+    def _loop(self) -> int:
+        beat = 0.0
+        while True:
+            returncode = self.child.poll()
+            if returncode is not None:
+                return returncode
+            now = time.time()
+            if self._signalled is not None:
+                self._begin_stop(self._signalled, now)
+                self._signalled = None
+            if self.kill_at is not None and now >= self.kill_at:
+                self._signal_group(signal.SIGKILL)
+                self.kill_at = None
+            try:
+                self._collect()
+                if now - beat >= self.config.heartbeat_seconds:
+                    self._heartbeat(now)
+                    beat = now
+            except Exception as exc:  # a busy or failing store: say it, keep the run supervised
+                print(f"supervisor: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            try:
+                self.child.wait(TICK)
+            except subprocess.TimeoutExpired:
+                pass
+
+    def _on_signal(self, signum, frame) -> None:
+        self._signalled = signum  # handled in the loop, never inside a store write
+
+    def _begin_stop(self, signum: int, now: float) -> None:
+        if self.forwarded is not None:  # asked twice: no more grace
+            self._signal_group(signal.SIGKILL)
+            return
+        deadline = self._kill_deadline()
+        self.stop = "stopped by `mltui runs kill`" if deadline is not None else f"stopped by {signal_name(signum)}"
+        self._signal_group(signum)
+        self.forwarded = signum
+        self.kill_at = deadline if deadline is not None else now + self.config.kill_grace_seconds
+
+    def _kill_deadline(self) -> float | None:
+        try:
+            row = self.conn.execute("SELECT kill_requested FROM runs WHERE id = ?", (self.run_id,)).fetchone()
+        except Exception:
+            return None
+        return row[0] if row else None
+
+    def _signal_group(self, signum: int) -> None:
+        try:
+            os.killpg(self.child.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _heartbeat(self, now: float) -> None:
+        with write_tx(self.conn, self.ws.db_path):
+            self.conn.execute(
+                "UPDATE runs SET heartbeat = ?, status = 'running', reason = NULL "
+                "WHERE id = ? AND status IN ('running', 'lost')", (now, self.run_id))
+        if self.forwarded is None and self._kill_deadline() is not None:
+            self._begin_stop(signal.SIGTERM, now)  # `runs kill` from another host can only leave a note
+
+    # -- metrics.jsonl and artifacts -------------------------------------------------------------
+    def _start_watching(self, spec: dict, cwd: str, started: float) -> None:
+        from mltui.core.artifact_watch import ArtifactWatcher, Root
+        from mltui.core.jsonl_tail import JsonlTail
+
+        self.tail = JsonlTail(self.run_dir / "metrics.jsonl")
+        roots = [Root(self.run_dir / "artifacts", "artifacts")]
+        for folder in spec.get("watch", []):
+            roots.append(Root(Path(cwd) / folder, folder, since=started - 1.0))
+        self.watcher = ArtifactWatcher(roots)
+        try:
+            self.watcher.start()
+        except Exception as exc:  # inotify limits, a folder we cannot create: the run goes on
+            print(f"supervisor: cannot watch artifacts: {exc}", file=sys.stderr, flush=True)
+            self.watcher = None
+
+    def _collect(self, final: bool = False) -> None:
+        from mltui.store import metrics as metric_store
+
+        columns = self.tail.read(final=final) if self.tail else {}
+        bad = self.tail.bad if self.tail else 0
+        rows, removed = self.watcher.poll(final=final) if self.watcher else ([], [])
+        if self.watcher:
+            for path in self.watcher.refused[self._reported:]:
+                print(f"supervisor: refused artifact {path!r}: it points outside the watched folder",
+                      file=sys.stderr, flush=True)
+                self._reported += 1
+        if not (columns or rows or removed or bad != self._bad_written):
+            return
+        with write_tx(self.conn, self.ws.db_path):
+            if columns:
+                metric_store.write_batch(self.conn, self.run_id, columns)
+            if bad != self._bad_written:
+                self.conn.execute("UPDATE runs SET bad_lines = ? WHERE id = ?", (bad, self.run_id))
+            for name, size, digest, modified, location in rows:
+                self.conn.execute(
+                    "INSERT INTO artifacts(run_id, path, size, sha256, modified, location) VALUES (?,?,?,?,?,?) "
+                    "ON CONFLICT(run_id, path) DO UPDATE SET size = excluded.size, sha256 = excluded.sha256, "
+                    "modified = excluded.modified, location = excluded.location",
+                    (self.run_id, name, size, digest, modified, location))
+            for name in removed:
+                self.conn.execute("DELETE FROM artifacts WHERE run_id = ? AND path = ?", (self.run_id, name))
+        self._bad_written = bad
+
+    # -- the end -------------------------------------------------------------------------------
+    def _wrap_up(self, returncode: int, started: float) -> None:
+        self._reap_group()
+        if self.watcher:
+            self.watcher.scan()
+        for attempt in range(5):
+            try:
+                self._collect(final=True)
+                break
+            except Exception as exc:
+                print(f"supervisor: could not record the last metrics: {exc}", file=sys.stderr, flush=True)
+                time.sleep(0.5 * (attempt + 1))
+        if self.watcher:
+            self.watcher.stop()
+        status, reason = outcome(returncode, self.stop)
+        self._finish(status, reason, returncode, started)
+
+    def _reap_group(self) -> None:
+        """Stop what the command left behind in its group (data loader workers, shells)."""
+        try:
+            os.killpg(self.child.pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            return
+        end = time.time() + 2.0
+        while time.time() < end:
+            try:
+                os.killpg(self.child.pid, 0)
+            except (ProcessLookupError, PermissionError):
+                return
+            time.sleep(0.05)
+        self._signal_group(signal.SIGKILL)
+
+    def _finish(self, status: str, reason: str, returncode: int, started: float) -> None:
+        now = time.time()
+        for attempt in range(10):  # the end of a run must be recorded: retry a busy store
+            try:
+                with write_tx(self.conn, self.ws.db_path):
+                    self.conn.execute(
+                        "UPDATE runs SET status = ?, reason = ?, exit_code = ?, ended = ?, heartbeat = ?, "
+                        "started = coalesce(started, ?) WHERE id = ?",
+                        (status, reason, returncode, now, now, started, self.run_id))
+                return
+            except Exception as exc:
+                print(f"supervisor: could not record the end ({exc}); retrying", file=sys.stderr, flush=True)
+                time.sleep(min(5.0, 0.5 * (attempt + 1)))
+
+    # -- environment fingerprint -----------------------------------------------------------------
+    def _fingerprint(self, argv: list[str], cwd: str, spec: dict) -> None:
+        from mltui.core.fingerprint import fingerprint
+
+        try:
+            fp = fingerprint(argv, cwd, spec.get("params") or {})
+            conn = open_store(self.ws.db_path, file_mode=self.config.file_mode)
+            try:
+                with write_tx(conn, self.ws.db_path):
+                    conn.execute(
+                        "UPDATE runs SET git_commit = ?, git_dirty = ?, python = ?, env_hash = ?, fingerprint = ? "
+                        "WHERE id = ?",
+                        (fp.get("git_commit"), fp.get("git_dirty"), fp.get("python"), fp.get("packages_hash"),
+                         json.dumps(fp), self.run_id))
+            finally:
+                conn.close()
+        except Exception as exc:
+            print(f"supervisor: no environment fingerprint: {exc}", file=sys.stderr, flush=True)
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def _user() -> str:
+    from mltui.core.tracking import _user as user
+
+    return user()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m mltui.core.supervisor WORKSPACE RUN_ID", file=sys.stderr)
+        return 2
+    return Supervisor(Workspace(Path(args[0])), args[1]).run()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
