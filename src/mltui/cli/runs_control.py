@@ -41,22 +41,31 @@ def register_verbs(verbs, common: argparse.ArgumentParser) -> None:
     rerun.set_defaults(handler=cmd_rerun)
 
 
-def _writer():
-    """Where log text goes: raw bytes into a pipe, made safe on a terminal."""
-    if sys.stdout.isatty():
+class _Writer:
+    """Where log text goes: raw bytes into a pipe; on a terminal, whole lines made safe (a line or an
+    escape sequence split across two reads is held until its end arrives)."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stdout.isatty()
+        self.held = b""
+
+    def __call__(self, data: bytes) -> None:
+        if not self.tty:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+            return
         from mltui.core.logfile import clean
 
-        def write(data: bytes) -> None:
-            text = data.decode("utf-8", errors="replace")
-            lines = text.split("\n")
-            sys.stdout.write("\n".join(clean(line) for line in lines))
+        *lines, self.held = (self.held + data).split(b"\n")
+        if lines:
+            sys.stdout.write("".join(clean(line.decode("utf-8", errors="replace")) + "\n" for line in lines))
             sys.stdout.flush()
-        return write
 
-    def raw(data: bytes) -> None:
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-    return raw
+    def close(self) -> None:
+        """Write a last line that never got its newline."""
+        if self.held and self.tty:
+            data, self.held = self.held, b""
+            self(data + b"\n")
 
 
 def exit_code_of(run: dict) -> int:
@@ -76,7 +85,7 @@ def follow(ws, run_id: str, json_out: bool = False, start: int = 0) -> int:
     from mltui.store.runs import get_runs
 
     path = ws.run_dir(run_id) / "output.log"
-    write = (lambda data: None) if json_out else _writer()
+    write = (lambda data: None) if json_out else _Writer()
     offset = start
     conn = open_store(ws.db_path, readonly=True)
     last_check = 0.0
@@ -92,6 +101,8 @@ def follow(ws, run_id: str, json_out: bool = False, start: int = 0) -> int:
                 last_check = time.time()
             time.sleep(0.1)
         run = get_runs(conn, [run_id])[0]
+        if not json_out:
+            write.close()
     except KeyboardInterrupt:
         sys.stderr.write(f"\nmltui: stopped following; the run goes on (`mltui runs kill {run_id}` stops it).\n")
         return 130
@@ -137,7 +148,7 @@ def cmd_log(args: argparse.Namespace) -> int:
         size = path.stat().st_size if path.exists() else 0
         lines = tail(path, args.tail) if args.tail else []
         text = "".join(line + "\n" for line in lines)
-        _writer()(text.encode("utf-8", errors="replace"))
+        _Writer()(text.encode("utf-8", errors="replace"))
         start = size
     if args.follow:
         follow(ws, run_id, start=start)
@@ -146,7 +157,9 @@ def cmd_log(args: argparse.Namespace) -> int:
         if not path.exists():
             sys.stderr.write(f"mltui: run {run_id} has no output (it was not launched by mltui, or has not started).\n")
             return 0
-        _copy(path, 0, _writer())
+        writer = _Writer()
+        _copy(path, 0, writer)
+        writer.close()
     return 0
 
 

@@ -17,11 +17,14 @@ def register(sub, common: argparse.ArgumentParser) -> None:
 
     d = sub.add_parser("demo", parents=[common], help="open the TUI on a throw-away workspace of sample runs",
                        description="Build a temporary workspace full of realistic runs (finished, failed and "
-                       "still running) and open the TUI on it. The workspace is deleted when you quit, "
-                       "unless --path is given.")
+                       "still running), launch real runs of the sample projects under supervisors, and "
+                       "open the TUI on it. The workspace (and its runs) go when you quit, unless --path "
+                       "is given.")
     d.add_argument("--path", type=Path, help="build the demo workspace here and keep it")
     d.add_argument("--runs", type=int, default=24, help="how many runs to make (default 24)")
     d.add_argument("--no-tui", action="store_true", help="only build the workspace (with --path) and exit")
+    d.add_argument("--no-launch", action="store_true",
+                   help="do not launch the real sample runs (the sample projects under supervisors)")
     d.add_argument("--theme", default=argparse.SUPPRESS, help="theme by name")
     d.set_defaults(handler=cmd_demo)
 
@@ -44,6 +47,23 @@ def open_tui(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stop_runs(ws) -> None:
+    """A throw-away demo must not leave runs behind: stop what it launched before deleting its folder."""
+    from contextlib import closing
+
+    from mltui.core.launcher import kill_run
+    from mltui.store.connection import open_store
+
+    with closing(open_store(ws.db_path)) as conn:
+        active = [r[0] for r in conn.execute(
+            "SELECT id FROM runs WHERE status IN ('running', 'queued') AND spec IS NOT NULL")]
+    for run_id in active:
+        try:
+            kill_run(ws, run_id, grace=2.0, wait=5.0)
+        except Exception:
+            pass
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from mltui.core.demo import DemoFeeder, build_demo
     from mltui.core.errors import UsageError
@@ -62,8 +82,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if not args.no_tui:
             sys.stderr.write("Building the demo workspace…\n")
         ws, running = build_demo(where, n_runs=args.runs)
+        launched: list[str] = []
+        if not args.no_launch:
+            from mltui.core.demo_launch import launch_samples
+
+            launched, note = launch_samples(ws)
+            if note:
+                sys.stderr.write(note + "\n")
         if args.no_tui:
-            print(f"Demo workspace with {args.runs} runs in {ws.root}")
+            print(f"Demo workspace with {args.runs} runs in {ws.root}" +
+                  (f"; {len(launched)} real runs launched" if launched else ""))
             return 0
         from mltui.tui.app import create_app
 
@@ -72,6 +100,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             create_app(ws, theme=_theme(args), title="mltui demo").run()
         finally:
             feeder.stop()
+            if not keep:
+                _stop_runs(ws)
     finally:
         if not keep:
             shutil.rmtree(where, ignore_errors=True)

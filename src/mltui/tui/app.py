@@ -11,10 +11,11 @@ from textual.screen import Screen
 from mltui.core.workspace import Config, Workspace
 from mltui.tui import themes
 from mltui.tui.screens.main import PANES, MainScreen
+from mltui.tui.run_actions import RunActions
 from mltui.tui.screens.run_detail import RunDetailScreen
 
 
-class MltuiApp(App):
+class MltuiApp(RunActions, App):
     CSS_PATH = "app.tcss"
     TITLE = "mltui"
     ENABLE_COMMAND_PALETTE = True
@@ -125,6 +126,14 @@ class MltuiApp(App):
         yield SystemCommand("Open the highlighted run", "Params, tags, metric sparklines (key enter)",
                             lambda: self._on_runs(lambda pane: pane.highlighted_run() and
                                                   self.open_run(pane.highlighted_run()["id"])))
+        yield SystemCommand("Launch a run", "A command from mltui.toml, or any command line (key n)",
+                            self.action_launch)
+        yield SystemCommand("Show the highlighted run's output", "Its log, followed live (key l)",
+                            self.action_open_log)
+        yield SystemCommand("Kill the highlighted run", "SIGTERM, then SIGKILL after the grace period (key k)",
+                            self.action_kill_run)
+        yield SystemCommand("Rerun the highlighted run", "Same command and params, a new run (key r)",
+                            self.action_rerun)
         yield SystemCommand("Compare marked runs", "Charts and tables of the runs marked with space (key c)",
                             lambda: self._on_runs(lambda pane: pane.action_compare(), show=False))
         yield SystemCommand("Compare every run the filter shows", "Up to 50 runs (key C)",

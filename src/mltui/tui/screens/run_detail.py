@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 
 from rich.table import Table
@@ -36,6 +37,9 @@ class RunDetailScreen(Screen, Polling):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="detail.back"),
         Binding("backspace", "app.pop_screen", "Back", id="detail.back_alt", show=False),
+        Binding("l", "app.open_log", "Log", id="detail.log"),
+        Binding("k", "app.kill_run", "Kill", id="detail.kill"),
+        Binding("r", "app.rerun", "Rerun", id="detail.rerun"),
     ]
     poll_group = "detail-poll"
 
@@ -46,6 +50,10 @@ class RunDetailScreen(Screen, Polling):
         self.reader = StoreReader(ws)
         self.poll_interval = refresh_seconds
         self.sparks: dict[str, MetricSpark] = {}
+
+    @property
+    def current_run_id(self) -> str:
+        return self.run_id
 
     def compose(self) -> ComposeResult:
         yield Static(id="detail-header")
@@ -86,6 +94,10 @@ class RunDetailScreen(Screen, Polling):
         header.append(f"\ncreated {age(run['created'])} ago · ran {span(duration(run))}", style="dim")
         if run.get("exit_code") is not None:
             header.append(f" · exit code {run['exit_code']}", style="dim")
+        if run.get("reason") and run["status"] not in ("running", "queued", "finished"):
+            header.append(f" · {safe(run['reason'])}", style="dim")
+        if run.get("bad_lines"):
+            header.append(f" · {run['bad_lines']} bad metrics.jsonl lines", style="dim")
         if run.get("note"):
             header.append("\n")
             header.append(safe(run["note"]), style="italic")
@@ -108,6 +120,14 @@ class RunDetailScreen(Screen, Polling):
                 spark.show(detail.run["metrics"][key], values)
 
 
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:,.1f} TB"
+
+
 def _info_table(run: dict) -> Table:
     grid = Table.grid(padding=(0, 1))
     grid.add_column(style="bold", no_wrap=True)
@@ -125,7 +145,9 @@ def _info_table(run: dict) -> Table:
     section("run")
     command = run.get("command")
     fields = [("kind", run["kind"]), ("host", run.get("host")), ("user", run.get("user")),
-              ("command", " ".join(command) if isinstance(command, list) else command),
+              ("command", shlex.join(command) if isinstance(command, list) else command),
+              ("cwd", run.get("cwd")), ("gpus", ",".join(map(str, run["gpus"])) if run.get("gpus") else None),
+              ("rerun of", run.get("rerun_of")),
               ("git", (run.get("git_commit") or "")[:12] + (" dirty" if run.get("git_dirty") else "")),
               ("python", run.get("python"))]
     for key, value in fields:
@@ -134,5 +156,6 @@ def _info_table(run: dict) -> Table:
     if run.get("artifacts"):
         section("artifacts")
         for art in run["artifacts"]:
-            grid.add_row(plain(art["path"], 36), Text(f"{art['size']:,} B", style="dim"))
+            digest = (art["sha256"] or "")[:10] or "hashing…"
+            grid.add_row(plain(art["path"], 36), Text(f"{_size(art['size'])} {digest}", style="dim"))
     return grid

@@ -42,8 +42,13 @@ class RunsPane(Vertical, Polling):
         Binding("space", "toggle_mark", "Mark", id="runs.mark"),
         Binding("c", "compare", "Compare", id="runs.compare"),
         Binding("C", "compare_all", "Compare all", id="runs.compare_all", show=False),
+        Binding("n", "app.launch", "Launch", id="runs.launch"),
+        Binding("l", "app.open_log", "Log", id="runs.log"),
+        Binding("k", "app.kill_run", "Kill", id="runs.kill", show=False),
+        Binding("r", "app.rerun", "Rerun", id="runs.rerun", show=False),
         Binding("ctrl+r", "refresh", "Refresh", id="runs.refresh", show=False),
     ]
+    reap_every = 5.0  # seconds between looks for runs whose supervisor died
     poll_group = "runs-poll"
 
     def __init__(self, ws: Workspace, refresh_seconds: float = 1.0, **kwargs) -> None:
@@ -54,6 +59,7 @@ class RunsPane(Vertical, Polling):
         self.where: str | None = None
         self.sort: tuple[str, str] = SORTS[0]  # (--sort spec, label); kept even when a filter hides its metric
         self.snapshot: RunsSnapshot | None = None
+        self._reaped = 0.0
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter: params.lr > 0.01 and status = running   (/ to focus · enter applies · esc clears)",
@@ -77,6 +83,11 @@ class RunsPane(Vertical, Polling):
         return self.is_attached and self.screen is self.app.screen and self.display
 
     def collect(self, force: bool) -> RunsSnapshot | None:
+        if time.time() - self._reaped >= self.reap_every:
+            from mltui.core.liveness import reap_lost
+
+            self._reaped = time.time()
+            reap_lost(self.ws, self.reader.conn)  # marks dead runs lost; the change shows below
         if not self.reader.changed() and not force:
             return None
         result = list_runs(self.reader.conn, where=self.where, sort=self.sort[0], limit=MAX_ROWS)

@@ -1,0 +1,112 @@
+"""What the app does to runs: launch, kill (after a yes), rerun, open the log. Mixed into the App.
+
+The run acted on is the one the current screen is about (a run's detail or log), else the run
+highlighted in the Runs table. Slow parts (waiting for a kill) run in thread workers.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import work
+
+from mltui.core.errors import MltuiError
+from mltui.core.text import safe
+
+
+class RunActions:
+    """Needs `self.ws` (the App sets it)."""
+
+    def _target_run(self) -> dict | None:
+        from mltui.core.runs import get_run
+        from mltui.core.store_watch import StoreReader
+
+        run_id = getattr(self.screen, "current_run_id", None)  # type: ignore[attr-defined]
+        if run_id is None:
+            main = self._to_main_if_top()
+            run = main.runs_pane.highlighted_run() if main is not None else None
+            run_id = run["id"] if run else None
+        if run_id is None:
+            self.notify("No run is highlighted.", timeout=3)  # type: ignore[attr-defined]
+            return None
+        reader = StoreReader(self.ws)
+        try:
+            return get_run(reader.conn, run_id)
+        except MltuiError as exc:
+            self.notify(str(exc), severity="error", markup=False)  # type: ignore[attr-defined]
+            return None
+        finally:
+            reader.close()
+
+    def _to_main_if_top(self):
+        from mltui.tui.screens.main import MainScreen
+
+        return self.screen if isinstance(self.screen, MainScreen) else None  # type: ignore[attr-defined]
+
+    # -- launch ---------------------------------------------------------------------------------
+    def action_launch(self) -> None:
+        from mltui.tui.screens.launch import LaunchScreen
+
+        self.push_screen(LaunchScreen(self.ws))  # type: ignore[attr-defined]
+
+    # -- log ------------------------------------------------------------------------------------
+    def action_open_log(self) -> None:
+        from mltui.tui.screens.log_screen import LogScreen
+
+        run = self._target_run()
+        if run is None:
+            return
+        if not (self.ws.run_dir(run["id"]) / "output.log").exists() and not run.get("spec"):
+            self.notify("This run was not launched by mltui, so it has no captured output.", timeout=4)
+            return
+        self.push_screen(LogScreen(self.ws, run["id"]))  # type: ignore[attr-defined]
+
+    # -- kill -----------------------------------------------------------------------------------
+    def action_kill_run(self) -> None:
+        from mltui.tui.screens.confirm import ConfirmScreen
+
+        run = self._target_run()
+        if run is None:
+            return
+        if run["status"] not in ("running", "queued"):
+            self.notify(f"{run['name']} is {run['status']}; there is nothing to kill.", timeout=3, markup=False)
+            return
+        what = "Take" if run["status"] == "queued" else "Kill"
+        question = Text.assemble(f"{what} ", (safe(run["name"]), "bold"), f" ({run['id']})",
+                                 " off the queue?" if run["status"] == "queued" else
+                                 "?\nSIGTERM to its process group now, SIGKILL after the grace period.")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._kill(run["id"], run["name"])
+
+        self.push_screen(ConfirmScreen(question), answered)  # type: ignore[attr-defined]
+
+    @work(thread=True, group="run-actions", exit_on_error=False)
+    def _kill(self, run_id: str, name: str) -> None:
+        from mltui.core.launcher import kill_run
+
+        try:
+            status = kill_run(self.ws, run_id)
+        except MltuiError as exc:
+            self.call_from_thread(self.notify, str(exc), severity="error", markup=False)  # type: ignore[attr-defined]
+            return
+        message = f"{name} {status}." if status != "running" else f"{name} was signalled but has not ended yet."
+        self.call_from_thread(self.notify, message, timeout=4, markup=False)  # type: ignore[attr-defined]
+
+    # -- rerun ----------------------------------------------------------------------------------
+    def action_rerun(self) -> None:
+        run = self._target_run()
+        if run is not None:
+            self._rerun(run)
+
+    @work(thread=True, group="run-actions", exit_on_error=False)
+    def _rerun(self, run: dict) -> None:
+        from mltui.core.launcher import launch, rerun_launch
+
+        try:
+            run_id = launch(self.ws, rerun_launch(self.ws, run, {}))
+        except (MltuiError, OSError) as exc:
+            self.call_from_thread(self.notify, str(exc), severity="error", markup=False)  # type: ignore[attr-defined]
+            return
+        self.call_from_thread(self.notify, f"Started {run_id}, a rerun of {run['name']}.",  # type: ignore[attr-defined]
+                              timeout=4, markup=False)
