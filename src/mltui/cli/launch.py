@@ -62,28 +62,36 @@ def _command(ws, name: str):
     return commands[name]
 
 
-def _parent(conn, prefix: str | None) -> str | None:
+def _workspace_and_parent(prefix: str | None):
+    """The workspace (its store is opened by the launch itself) and the full id of --parent, if given."""
+    from contextlib import closing
+
+    from mltui.core.workspace import find_workspace, open_workspace
     from mltui.store.runs import resolve_id
 
-    return resolve_id(conn, prefix) if prefix else None
+    if not prefix:
+        ws = find_workspace()
+        if not ws.db_path.exists():
+            from mltui.core.errors import StoreError
+
+            raise StoreError(f"The workspace {ws.root} has no store yet; run `mltui init` there.")
+        return ws, None
+    ws, conn = open_workspace(write=True)
+    with closing(conn):
+        return ws, resolve_id(conn, prefix)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from contextlib import closing
-
     from mltui.core.commands import parse_assignments
     from mltui.core.errors import UsageError
     from mltui.core.launcher import Launch, launch
-    from mltui.core.workspace import open_workspace
 
     argv = getattr(args, "argv", None)
     if argv is not None and args.name:
         raise UsageError("Give either a command name from mltui.toml or a command after --, not both.")
     if argv is None and not args.name:
         raise UsageError("Name a command from mltui.toml, or give one after --, e.g. `mltui run -- python train.py`.")
-    ws, conn = open_workspace(write=True)
-    with closing(conn):
-        parent = _parent(conn, args.parent)
+    ws, parent = _workspace_and_parent(args.parent)
     params = parse_assignments(args.params)
     common = dict(params=params, name=args.run_name, note=args.note, queue=args.queue, gpus=args.gpus,
                   gpu_mem=args.gpu_mem, parent_id=parent)
@@ -105,15 +113,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from contextlib import closing
-
     from mltui.core.commands import parse_assignments, sweep_grid
     from mltui.core.launcher import Launch, launch
-    from mltui.core.workspace import open_workspace
 
-    ws, conn = open_workspace(write=True)
-    with closing(conn):
-        parent = _parent(conn, args.parent)
+    ws, parent = _workspace_and_parent(args.parent)
     command = _command(ws, args.name)
     grid = sweep_grid(parse_assignments(args.params, sweep=True))
     launches = [Launch(command=command, params=combo, note=args.note, queue=True, gpus=args.gpus,

@@ -123,29 +123,26 @@ def launch(ws: Workspace, launch: Launch, wake_queue: bool = True) -> str:
     `wake_queue=False` leaves starting the queue worker to the caller (a sweep wakes it once)."""
     from mltui.core.tracking import create_run
 
-    config = ws.config()
-    conn = open_store(ws.db_path, file_mode=config.file_mode)
+    conn = open_store(ws.db_path, file_mode=ws.config().file_mode)
     try:
         gpus = _gpus_now(ws, conn, launch.gpus, launch.gpu_mem, launch.queue) if launch.gpus else None
+        fields = {
+            "spec": json.dumps(launch.spec()),
+            "gpus": json.dumps(gpus) if gpus is not None else None,
+            "rerun_of": launch.rerun_of,
+            "pid": None,
+            "started": None,
+            "heartbeat": None,
+        }
+        run_id = create_run(ws, name=launch.name, kind=launch.kind, status="queued" if launch.queue else "running",
+                            command=launch.argv, note=launch.note, parent_id=launch.parent_id, cwd=launch.cwd,
+                            git=False, fields=fields, params=launch.params, stem=launch.stem(), conn=conn)
+        if not launch.queue:
+            start_supervisor(ws, run_id, conn)
     finally:
         conn.close()
-    status = "queued" if launch.queue else "running"
-    fields = {
-        "spec": json.dumps(launch.spec()),
-        "gpus": json.dumps(gpus) if gpus is not None else None,
-        "rerun_of": launch.rerun_of,
-        "pid": None,
-        "started": None,
-        "heartbeat": None,
-    }
-    run_id = create_run(ws, name=launch.name, kind=launch.kind, status=status, command=launch.argv,
-                        note=launch.note, parent_id=launch.parent_id, cwd=launch.cwd, git=False, fields=fields,
-                        params=launch.params, stem=launch.stem())
-    if launch.queue:
-        if wake_queue:
-            ensure_worker(ws)
-    else:
-        start_supervisor(ws, run_id)
+    if launch.queue and wake_queue:
+        ensure_worker(ws)
     return run_id
 
 
@@ -159,18 +156,21 @@ def _detached(argv: list[str], log: Path, cwd: Path) -> subprocess.Popen:
     return proc
 
 
-def start_supervisor(ws: Workspace, run_id: str) -> int:
+def start_supervisor(ws: Workspace, run_id: str, conn: sqlite3.Connection | None = None) -> int:
     """Start the detached supervisor of a recorded run; returns its pid."""
     run_dir = ws.run_dir(run_id)
     proc = _detached([sys.executable, "-m", "mltui.core.supervisor", str(ws.root), run_id],
                      run_dir / "supervisor.log", ws.root)
-    conn = open_store(ws.db_path, file_mode=ws.config().file_mode)
-    try:
+    own = conn is None
+    if own:
+        conn = open_store(ws.db_path, file_mode=ws.config().file_mode)
+    try:  # until the supervisor says it itself, this is how a supervisor dying at birth is noticed
         with write_tx(conn, ws.db_path):
             conn.execute("UPDATE runs SET sup_pid = coalesce(sup_pid, ?), heartbeat = coalesce(heartbeat, ?) "
                          "WHERE id = ?", (proc.pid, time.time(), run_id))
     finally:
-        conn.close()
+        if own:
+            conn.close()
     return proc.pid
 
 

@@ -305,6 +305,7 @@ def create_run(
     fields: Mapping[str, Any] | None = None,
     params: Mapping[str, Any] | None = None,
     stem: str | None = None,
+    conn=None,
 ) -> str:
     """Insert a new run row and make its folder; returns the run id.
 
@@ -332,17 +333,19 @@ def create_run(
     except FileNotFoundError:
         workspace.runs_dir.mkdir(mode=config.dir_mode, exist_ok=True)
         return create_run(workspace, name, kind, status, command, note, parent_id, created,
-                          cwd=cwd, git=git, fields=fields, params=params, stem=stem)
+                          cwd=cwd, git=git, fields=fields, params=params, stem=stem, conn=conn)
     except FileExistsError:
         return create_run(workspace, name, kind, status, command, note, parent_id, created,
-                          cwd=cwd, git=git, fields=fields, params=params, stem=stem)
+                          cwd=cwd, git=git, fields=fields, params=params, stem=stem, conn=conn)
     except OSError as exc:
         import errno
 
         if isinstance(exc, PermissionError) or exc.errno == errno.EROFS:
             raise MltuiError(f"Cannot create a run folder in {workspace.runs_dir}: the workspace is read-only.") from None
         raise MltuiError(f"Cannot create a run folder in {workspace.runs_dir}: {exc.strerror}.") from None
-    conn = open_store(workspace.db_path, file_mode=config.file_mode)
+    own = conn is None  # a launcher passes its connection: one open and close per launch
+    if own:
+        conn = open_store(workspace.db_path, file_mode=config.file_mode)
     try:
         with write_tx(conn, workspace.db_path):
             run_store.insert_run(
@@ -372,7 +375,8 @@ def create_run(
             if params:
                 run_store.set_values(conn, "params", run_id, params)
     finally:
-        conn.close()
+        if own:
+            conn.close()
     return run_id
 
 

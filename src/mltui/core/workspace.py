@@ -164,13 +164,24 @@ class Workspace:
         return self.runs_dir / run_id
 
     def config(self) -> Config:
+        """The settings, parsed again only when config.toml has changed since the last call."""
         try:
-            text = self.config_path.read_text(encoding="utf-8")
+            st = os.stat(self.config_path)
+            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
         except FileNotFoundError:
             return Config()
         except OSError as exc:
             raise MltuiError(f"Cannot read {self.config_path}: {exc.strerror}.") from None
-        return parse_config(text, str(self.config_path))
+        cached = self.__dict__.get("_config")
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        try:
+            text = self.config_path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise MltuiError(f"Cannot read {self.config_path}: {exc.strerror}.") from None
+        config = parse_config(text, str(self.config_path))
+        self.__dict__["_config"] = (stamp, config)
+        return config
 
 
 def _as_workspace_root(path: Path) -> Path | None:
