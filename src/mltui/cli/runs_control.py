@@ -91,7 +91,12 @@ def follow(ws, run_id: str, json_out: bool = False, start: int = 0) -> int:
     last_check = 0.0
     try:
         while True:
-            status = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
+            found = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if found is None:
+                from mltui.core.errors import MltuiError
+
+                raise MltuiError(f"Run {run_id} was removed (from the queue or the store) while being followed.")
+            status = found[0]
             offset = _copy(path, offset, write)
             if status not in ("running", "queued"):
                 offset = _copy(path, offset, write)

@@ -132,39 +132,67 @@ def placeholders(template: str, name: str = "the command") -> list[str]:
     return found
 
 
+class SpelledInt(int):
+    """An int that keeps how it was typed (+5 stays +5 on the command line)."""
+
+    text: str
+
+
+class SpelledFloat(float):
+    """A float that keeps how it was typed (1e-3 stays 1e-3 on the command line, 0.10 stays 0.10)."""
+
+    text: str
+
+
+def _spelled(cls, value, text: str):
+    out = cls(value)
+    out.text = text
+    return out
+
+
+def plain(value: Any) -> Any:
+    """A spelled number as a plain one, for the store and JSON."""
+    if isinstance(value, SpelledInt):
+        return int(value)
+    if isinstance(value, SpelledFloat):
+        return float(value)
+    return value
+
+
 def as_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    return getattr(value, "text", None) or str(value)
+
+
+_INT = re.compile(r"[+-]?(0|[1-9][0-9]*)")
+_FLOAT = re.compile(r"[+-]?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+
+
+def parse_value(text: str) -> Any:
+    """A -p value typed the way TOML reads it: 3 is an int, 0.1 and 1e-3 floats, true a bool, else a
+    string (007 too). Numbers keep their spelling for the command line."""
+    stripped = text.strip()
+    if stripped.lower() in ("true", "false"):
+        return stripped.lower() == "true"
+    if _INT.fullmatch(stripped):
+        return _spelled(SpelledInt, int(stripped), text)
+    if _FLOAT.fullmatch(stripped):
+        return _spelled(SpelledFloat, float(stripped), text)
+    return text
 
 
 def fill(template: str, params: Mapping[str, Any], name: str = "the command") -> list[str]:
     """The argv for `template` with every {param} replaced inside its own argument."""
     missing = [key for key in placeholders(template, name) if key not in params]
     if missing:
-        wants = ", ".join(f"-p {key}=..." for key in missing)
+        wants = ", ".join(f"-p {key}=VALUE" for key in missing)
         raise UsageError(f"{name} needs a value for {', '.join('{' + k + '}' for k in missing)}: pass {wants}.")
 
     def one(arg: str) -> str:
         return _FIELD.sub(lambda m: {"{{": "{", "}}": "}"}.get(m.group(0)) or as_text(params[m.group(1)]), arg)
 
     return [one(arg) for arg in split_template(template)]
-
-
-def parse_value(text: str) -> Any:
-    """A -p value typed the way TOML would read it: 3 is an int, 0.1 a float, true a bool, else a string."""
-    lowered = text.strip().lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    try:
-        return int(text, 10)
-    except ValueError:
-        pass
-    try:
-        value = float(text)
-    except ValueError:
-        return text
-    return value if text.strip().lower() not in ("nan", "inf", "-inf", "+inf", "infinity") else text
 
 
 def parse_assignments(items: Sequence[str], sweep: bool = False) -> dict[str, Any]:

@@ -16,10 +16,11 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from mltui.core.commands import Command, fill, resolve_params
+from mltui.core.commands import Command, fill, plain, resolve_params
 from mltui.core.errors import MltuiError, UsageError
 from mltui.core.workspace import Workspace
 from mltui.store.connection import open_store, write_tx
@@ -55,6 +56,7 @@ class Launch:
             self.params = resolve_params(command, self.params)
             argv = fill(command.template, self.params, command.name)
             cwd = cwd or str(command.project)
+        self.params = {key: plain(value) for key, value in self.params.items()}  # typed spelling is for argv only
         if not argv:
             raise UsageError("There is no command to run: name one from mltui.toml or give it after --.")
         self.cwd = str(Path(cwd or os.getcwd()).absolute())
@@ -86,8 +88,28 @@ class Launch:
         """What the run is named after: the command's name, or the script an ad-hoc command runs."""
         if self.command:
             return self.command.name
-        scripts = [a for a in self.argv[1:] if not a.startswith("-")]
-        return Path(scripts[0] if scripts else self.argv[0]).stem or "run"
+        args = iter(self.argv[1:])
+        for arg in args:
+            if arg == "-m":  # python -m package.module
+                return next(args, "run").rsplit(".", 1)[-1] or "run"
+            if arg == "-c":  # python -c CODE: the code is no name
+                break
+            if not arg.startswith("-"):
+                return Path(arg).stem or "run"
+        return Path(self.argv[0]).stem or "run"
+
+
+@contextmanager
+def gpu_lock(ws: Workspace):
+    """Held while GPUs are chosen and recorded (by a launch or the queue worker)."""
+    import fcntl
+
+    fd = os.open(ws.root / "gpu.lock", os.O_RDWR | os.O_CREAT, ws.config().file_mode)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def busy_gpus(conn: sqlite3.Connection) -> set[int]:
@@ -108,6 +130,10 @@ def _gpus_now(ws: Workspace, conn: sqlite3.Connection, want: int, mem_gb: float 
     if len(devices) < want:
         why = f" ({source.reason})" if getattr(source, "reason", "") else ""
         raise MltuiError(f"The run asks for {want} GPU{'s' if want > 1 else ''} but this machine has {len(devices)}{why}.")
+    if mem_gb and sum(1 for d in devices if d.mem_total >= mem_gb * 2**30) < want:
+        biggest = max(d.mem_total for d in devices) / 2**30
+        raise MltuiError(f"The run asks for {mem_gb:g} GB on each of {want} GPU{'s' if want > 1 else ''}, but the "
+                         f"largest GPU here has {biggest:.0f} GB in all.")
     if queue:
         return None  # the worker picks them when they are free
     picked = pick_gpus(devices, want, mem_gb, busy_gpus(conn))
@@ -125,18 +151,21 @@ def launch(ws: Workspace, launch: Launch, wake_queue: bool = True) -> str:
 
     conn = open_store(ws.db_path, file_mode=ws.config().file_mode)
     try:
-        gpus = _gpus_now(ws, conn, launch.gpus, launch.gpu_mem, launch.queue) if launch.gpus else None
-        fields = {
-            "spec": json.dumps(launch.spec()),
-            "gpus": json.dumps(gpus) if gpus is not None else None,
-            "rerun_of": launch.rerun_of,
-            "pid": None,
-            "started": None,
-            "heartbeat": None,
-        }
-        run_id = create_run(ws, name=launch.name, kind=launch.kind, status="queued" if launch.queue else "running",
-                            command=launch.argv, note=launch.note, parent_id=launch.parent_id, cwd=launch.cwd,
-                            git=False, fields=fields, params=launch.params, stem=launch.stem(), conn=conn)
+        # GPUs are chosen and recorded under one lock, so two launches at once cannot share one
+        with gpu_lock(ws) if launch.gpus and not launch.queue else nullcontext():
+            gpus = _gpus_now(ws, conn, launch.gpus, launch.gpu_mem, launch.queue) if launch.gpus else None
+            fields = {
+                "spec": json.dumps(launch.spec()),
+                "gpus": json.dumps(gpus) if gpus is not None else None,
+                "rerun_of": launch.rerun_of,
+                "pid": None,
+                "started": None,
+                "heartbeat": None,
+            }
+            run_id = create_run(ws, name=launch.name, kind=launch.kind,
+                                status="queued" if launch.queue else "running", command=launch.argv,
+                                note=launch.note, parent_id=launch.parent_id, cwd=launch.cwd, git=False,
+                                fields=fields, params=launch.params, stem=launch.stem(), conn=conn)
         if not launch.queue:
             start_supervisor(ws, run_id, conn)
     finally:
@@ -201,12 +230,19 @@ def kill_run(ws: Workspace, run_id: str, grace: float | None = None, wait: float
             if cur.rowcount:
                 return "killed"
             run = get_runs(conn, [run_id])[0]
+        here = run.get("host") == _host
+        if run["status"] == "lost" and here and run.get("pid") and pid_alive(run["pid"]):
+            _kill_unsupervised(ws, conn, run, grace)  # its supervisor died; its command did not
+            return "killed"
         if run["status"] != "running":
             raise MltuiError(f"Run {run_id} is {run['status']}; there is nothing to kill.")
         deadline = time.time() + grace
         with write_tx(conn, ws.db_path):
             conn.execute("UPDATE runs SET kill_requested = ? WHERE id = ?", (deadline, run_id))
-        here = run.get("host") == _host
+        if run.get("sup_pid") and here and not run.get("pid"):
+            run = _wait_for_child(conn, run, 5.0)  # a signal before its handlers are set would kill it mute
+            if run["status"] != "running":  # it saw the request before starting the command
+                return wait_for_end(conn, run_id, 5.0)
         if run.get("sup_pid") and here and pid_alive(run["sup_pid"]):
             os.kill(run["sup_pid"], signal.SIGTERM)
         elif here and run.get("pid") and pid_alive(run["pid"]):
@@ -220,11 +256,24 @@ def kill_run(ws: Workspace, run_id: str, grace: float | None = None, wait: float
         conn.close()
 
 
+def _wait_for_child(conn: sqlite3.Connection, run: dict, timeout: float) -> dict:
+    """The run once its supervisor has started the command (or has ended, or `timeout` passed)."""
+    from mltui.store.runs import get_runs
+
+    end = time.time() + timeout
+    while time.time() < end:
+        fresh = get_runs(conn, [run["id"]])[0]
+        if fresh.get("pid") or fresh["status"] != "running":
+            return fresh
+        time.sleep(0.02)
+    return run
+
+
 def _kill_unsupervised(ws: Workspace, conn: sqlite3.Connection, run: dict, grace: float) -> None:
     """A run without a supervisor (or whose supervisor is gone): signal its processes ourselves."""
     from mltui.core.liveness import pid_alive
 
-    target = run.get("pgid") if run.get("sup_pid") else None
+    target = run.get("pgid") if run.get("sup_pid") else None  # launched: the whole group
     send = (lambda sig: os.killpg(target, sig)) if target else (lambda sig: os.kill(run["pid"], sig))
     try:
         send(signal.SIGTERM)
@@ -275,5 +324,7 @@ def rerun_launch(ws: Workspace, run: Mapping[str, Any], overrides: Mapping[str, 
         return Launch(command=cmd, params=overrides, **common)
     if overrides:
         raise UsageError(f"Run {run['id']} ran a plain command, not one from mltui.toml: it has no params to change.")
-    argv = command if isinstance(command, list) else [str(command)]
+    argv = list(command) if isinstance(command, list) else [str(command)]
+    if not spec and argv and argv[0].endswith(".py"):  # logged by `python train.py`: sys.argv has no python
+        argv = [sys.executable, *argv]
     return Launch(argv, params=(spec or {}).get("params"), **common)

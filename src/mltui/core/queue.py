@@ -117,6 +117,14 @@ class Worker:
             time.sleep(POLL)
 
     def start_what_fits(self, waiting: list[dict]) -> list[str]:
+        from contextlib import nullcontext
+
+        from mltui.core.launcher import gpu_lock
+
+        with gpu_lock(self.ws) if any(run["gpus"] for run in waiting) else nullcontext():
+            return self._start_what_fits(waiting)
+
+    def _start_what_fits(self, waiting: list[dict]) -> list[str]:
         from mltui.core.launcher import busy_gpus
 
         started = []

@@ -92,6 +92,9 @@ class Supervisor:
         if status not in ("running", "queued"):
             print(f"supervisor: run {self.run_id} is {status}; not starting it", file=sys.stderr)
             return 0
+        if self._kill_deadline() is not None:  # killed before it could start
+            self._finish("killed", "stopped by `mltui runs kill` before it started", None, time.time())
+            return 0
         argv = json.loads(command)
         spec = json.loads(spec_text) if spec_text else {}
         gpus = json.loads(gpus_text) if gpus_text else None
@@ -120,10 +123,12 @@ class Supervisor:
                 "host = ?, user = ? WHERE id = ?",
                 (pid, pid, os.getpid(), started, started, _host(), _user(), self.run_id),
             )
-        threading.Thread(target=self._fingerprint, args=(argv, cwd, spec), daemon=True).start()
+        fingerprint = threading.Thread(target=self._fingerprint, args=(argv, cwd, spec), daemon=True)
+        fingerprint.start()  # off the start's critical path; a short run still waits for it below
         self._start_watching(spec, cwd, started)
         returncode = self._loop()
         self._wrap_up(returncode, started)
+        fingerprint.join(timeout=30)
         return 0
 
     def _loop(self) -> int:
@@ -261,7 +266,7 @@ class Supervisor:
             time.sleep(0.05)
         self._signal_group(signal.SIGKILL)
 
-    def _finish(self, status: str, reason: str, returncode: int, started: float) -> None:
+    def _finish(self, status: str, reason: str, returncode: int | None, started: float) -> None:
         now = time.time()
         for attempt in range(10):  # the end of a run must be recorded: retry a busy store
             try:
