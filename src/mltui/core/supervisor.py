@@ -253,15 +253,13 @@ class Supervisor:
 
     def _reap_group(self) -> None:
         """Stop what the command left behind in its group (data loader workers, shells)."""
-        try:
-            os.killpg(self.child.pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
+        pgid = self.child.pid
+        if not group_alive(pgid):
             return
+        self._signal_group(signal.SIGTERM)
         end = time.time() + 2.0
         while time.time() < end:
-            try:
-                os.killpg(self.child.pid, 0)
-            except (ProcessLookupError, PermissionError):
+            if not group_alive(pgid):
                 return
             time.sleep(0.05)
         self._signal_group(signal.SIGKILL)
@@ -298,6 +296,30 @@ class Supervisor:
                 conn.close()
         except Exception as exc:
             print(f"supervisor: no environment fingerprint: {exc}", file=sys.stderr, flush=True)
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether a live (not zombie) process is left in the group. Zombies count as gone: where the
+    init process does not reap orphans (some containers) they linger, but they run nothing."""
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return True
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
 
 
 def _host() -> str:

@@ -46,7 +46,13 @@ class RunActions:
     def action_launch(self) -> None:
         from mltui.tui.screens.launch import LaunchScreen
 
-        self.push_screen(LaunchScreen(self.ws))  # type: ignore[attr-defined]
+        self.push_screen(LaunchScreen(self.ws), self._launched)  # type: ignore[attr-defined]
+
+    def _launched(self, run_id: str | None) -> None:
+        """The cursor goes to the new run, so `l` shows its output at once."""
+        main = self._to_main_if_top()
+        if run_id and main is not None:
+            main.runs_pane.highlight(run_id)
 
     # -- log ------------------------------------------------------------------------------------
     def action_open_log(self) -> None:
@@ -110,3 +116,4 @@ class RunActions:
             return
         self.call_from_thread(self.notify, f"Started {run_id}, a rerun of {run['name']}.",  # type: ignore[attr-defined]
                               timeout=4, markup=False)
+        self.call_from_thread(self._launched, run_id)

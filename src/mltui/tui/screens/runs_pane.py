@@ -60,6 +60,7 @@ class RunsPane(Vertical, Polling):
         self.sort: tuple[str, str] = SORTS[0]  # (--sort spec, label); kept even when a filter hides its metric
         self.snapshot: RunsSnapshot | None = None
         self._reaped = 0.0
+        self._highlight: str | None = None  # a run to move the cursor to once it is drawn (one just launched)
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter: params.lr > 0.01 and status = running   (/ to focus · enter applies · esc clears)",
@@ -111,6 +112,9 @@ class RunsPane(Vertical, Polling):
         table = self.query_one(RunsTable)
         table.name_width = 24 if width < 100 else 36
         table.show(runs, columns_for(params, metrics), time.time())
+        if self._highlight is not None and self._highlight in table.rows:
+            table.move_cursor(row=table.get_row_index(self._highlight))
+            self._highlight = None
         preview = self.query_one(RunPreview)
         preview.display = width >= WIDE
         if preview.display:
@@ -251,4 +255,9 @@ class RunsPane(Vertical, Polling):
         self.app.compare_view(view)  # type: ignore[attr-defined]
 
     def action_refresh(self) -> None:
+        self.poll_now(force=True)
+
+    def highlight(self, run_id: str) -> None:
+        """Put the cursor on `run_id` as soon as the table shows it."""
+        self._highlight = run_id
         self.poll_now(force=True)
