@@ -24,8 +24,23 @@ def _common() -> argparse.ArgumentParser:
     return common
 
 
-def build_parser() -> Parser:
-    from mltui.cli import compare, launch, metrics, queue, runs, tui, workspace
+NOUNS = {  # command -> the module that registers it (a command line builds only the parser it uses)
+    "init": "workspace", "run": "launch", "sweep": "launch", "runs": "runs", "queue": "queue",
+    "metrics": "metrics", "compare": "compare", "views": "compare", "export": "compare", "tui": "tui",
+    "demo": "tui",
+}
+
+
+def _open_tui(args: argparse.Namespace) -> int:
+    from mltui.cli.tui import open_tui
+
+    return open_tui(args)
+
+
+def build_parser(argv: list[str] | None = None) -> Parser:
+    """The whole parser, or, when `argv` names a command, only the parts that command needs (building
+    every subcommand's parser is a good share of a short command's start-up)."""
+    import importlib
 
     common = _common()
     parser = Parser(
@@ -35,11 +50,13 @@ def build_parser() -> Parser:
         epilog="Every command takes --json where it prints data. Exit codes: 0 ok, 1 failed, 2 bad usage.",
         parents=[common],
     )
-    parser.set_defaults(debug=False, handler=tui.open_tui, theme=None)
+    parser.set_defaults(debug=False, handler=_open_tui, theme=None)
     parser.add_argument("--theme", help="TUI theme by name (default: the workspace config's theme)")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
-    for module in (workspace, launch, runs, queue, metrics, compare, tui):
-        module.register(sub, common)
+    first = next((a for a in argv or () if not a.startswith("-")), None)
+    names = [NOUNS[first]] if first in NOUNS else list(dict.fromkeys(NOUNS.values()))
+    for name in names:
+        importlib.import_module(f"mltui.cli.{name}").register(sub, common)
     return parser
 
 
@@ -68,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         args_list, command_argv = args_list[:cut], args_list[cut + 1:]
     debug = "--debug" in args_list or bool(os.environ.get("MLTUI_DEBUG"))
     try:
-        parser = build_parser()
+        parser = build_parser(args_list)
         args = parser.parse_args(args_list)
         if command_argv is not None:
             if not getattr(args, "accepts_argv", False):
