@@ -329,9 +329,12 @@ def _host() -> str:
 
 
 def _user() -> str:
-    from mltui.core.tracking import _user as user
+    import getpass
 
-    return user()
+    try:
+        return getpass.getuser()
+    except Exception:
+        return str(os.getuid())
 
 
 def main(argv: list[str] | None = None) -> int:
