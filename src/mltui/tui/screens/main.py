@@ -54,6 +54,10 @@ class MainScreen(Screen):
                                              classes="placeholder")
         yield Footer()
 
+    def on_resize(self) -> None:
+        # a narrow terminal (80 columns over SSH) fits every shown key only without the padding
+        self.query_one(Footer).compact = self.size.width < 120
+
     def action_show_pane(self, pane: str) -> None:
         self.query_one(TabbedContent).active = pane
         if pane == "runs":
