@@ -20,40 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from mltui.store.runs import get_runs, values_for
+from launching import all_runs, configure, kill_workspace_processes, output, params_of, row, status, wait_ended, wait_for  # noqa: E402
 
 # -- shared helpers ---------------------------------------------------------------------------
 
 ID = re.compile(r"^[0-9a-z]{10}$")
-
-
-def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05, what: str = "the condition"):
-    end = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
-
-
-def row(ws, run_id: str) -> dict:
-    conn = sqlite3.connect(ws.db_path, timeout=10)
-    try:
-        found = get_runs(conn, [run_id])
-        assert found, f"run {run_id} is not in the store"
-        return found[0]
-    finally:
-        conn.close()
-
-
-def params_of(ws, run_id: str) -> dict:
-    conn = sqlite3.connect(ws.db_path, timeout=10)
-    try:
-        return values_for(conn, "params", [run_id])[run_id]
-    finally:
-        conn.close()
 
 
 def run_count(ws) -> int:
@@ -62,29 +33,6 @@ def run_count(ws) -> int:
         return conn.execute("SELECT count(*) FROM runs").fetchone()[0]
     finally:
         conn.close()
-
-
-def all_runs(ws) -> list[dict]:
-    conn = sqlite3.connect(ws.db_path, timeout=10)
-    try:
-        return get_runs(conn, [r[0] for r in conn.execute("SELECT id FROM runs ORDER BY id")])
-    finally:
-        conn.close()
-
-
-def status(ws, run_id: str) -> str | None:
-    conn = sqlite3.connect(ws.db_path, timeout=10)
-    try:
-        got = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
-        return got[0] if got else None
-    finally:
-        conn.close()
-
-
-def wait_ended(ws, run_id: str, timeout: float = 15.0) -> dict:
-    wait_for(lambda: status(ws, run_id) in ("finished", "failed", "killed", "lost"), timeout,
-             what=f"run {run_id} to end (it is {status(ws, run_id)})")
-    return row(ws, run_id)
 
 
 def unique_prefix(ws, run_id: str) -> str:
@@ -98,20 +46,6 @@ def unique_prefix(ws, run_id: str) -> str:
         if not any(o.startswith(run_id[:n]) for o in others):
             return run_id[:n]
     return run_id
-
-
-def output(ws, run_id: str) -> str:
-    path = ws.run_dir(run_id) / "output.log"
-    return path.read_text(errors="replace") if path.exists() else ""
-
-
-def configure(ws, **settings) -> None:
-    text = ws.config_path.read_text()
-    for key, value in settings.items():
-        literal = json.dumps(value) if isinstance(value, str) else repr(value)
-        text, n = re.subn(rf"(?m)^{re.escape(key)} = .*$", f"{key} = {literal}", text)
-        assert n == 1, f"config.toml has no line for {key}"
-    ws.config_path.write_text(text)
 
 
 def one_line_error(result, *codes: int) -> str:
@@ -131,38 +65,10 @@ def run_id_of(result) -> str:
     return run_id
 
 
-def _ours(pid: int, root: str) -> bool:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            if root.encode() in fh.read():
-                return True
-        with open(f"/proc/{pid}/environ", "rb") as fh:
-            return f"MLTUI_WORKSPACE={root}".encode() in fh.read().split(b"\0")
-    except OSError:
-        return False
-
-
 @pytest.fixture(autouse=True)
 def _no_leftovers(tmp_path):
     yield
-    root = tmp_path / ".mltui"
-    if not root.is_dir():
-        return
-    if (root / "mltui.db").exists():
-        try:  # queued runs would keep a queue worker polling
-            conn = sqlite3.connect(root / "mltui.db", timeout=5)
-            with conn:
-                conn.execute("UPDATE runs SET status = 'killed' WHERE status = 'queued'")
-            conn.close()
-        except sqlite3.Error:
-            pass
-    me = os.getpid()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != me and _ours(int(entry), str(root)):
-            try:
-                os.kill(int(entry), signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+    kill_workspace_processes(tmp_path / ".mltui")
 
 
 ECHO = """\

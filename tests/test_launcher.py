@@ -18,7 +18,6 @@ import platform
 import re
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -35,73 +34,11 @@ from mltui.core.queue import is_paused, queued, remove, set_paused
 from mltui.core.runs import get_run
 from mltui.store.connection import open_store
 from mltui.store.metrics import read_series
-from mltui.store.runs import get_runs, values_for
+from mltui.store.runs import values_for
+from launching import (_connect, configure, kill_workspace_processes, output, row, status, wait_ended, wait_for,  # noqa: E402
+                       wait_output, wait_status)
 
 # -- shared helpers ---------------------------------------------------------------------------
-
-
-def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05, what: str = "the condition"):
-    """Poll `predicate` until it returns something truthy (returned); AssertionError at the deadline."""
-    end = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
-
-
-def _connect(ws) -> sqlite3.Connection:
-    return sqlite3.connect(ws.db_path, timeout=10)
-
-
-def row(ws, run_id: str) -> dict:
-    conn = _connect(ws)
-    try:
-        found = get_runs(conn, [run_id])
-        assert found, f"run {run_id} is not in the store"
-        return found[0]
-    finally:
-        conn.close()
-
-
-def status(ws, run_id: str) -> str | None:
-    conn = _connect(ws)
-    try:
-        got = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
-        return got[0] if got else None
-    finally:
-        conn.close()
-
-
-def wait_status(ws, run_id: str, *wanted: str, timeout: float = 15.0) -> dict:
-    wait_for(lambda: status(ws, run_id) in wanted, timeout,
-             what=f"run {run_id} to be {'/'.join(wanted)} (it is {status(ws, run_id)})")
-    return row(ws, run_id)
-
-
-def wait_ended(ws, run_id: str, timeout: float = 15.0) -> dict:
-    return wait_status(ws, run_id, "finished", "failed", "killed", "lost", timeout=timeout)
-
-
-def output(ws, run_id: str) -> str:
-    path = ws.run_dir(run_id) / "output.log"
-    return path.read_text(errors="replace") if path.exists() else ""
-
-
-def wait_output(ws, run_id: str, text: str, timeout: float = 15.0) -> None:
-    wait_for(lambda: text in output(ws, run_id), timeout, what=f"{text!r} in the output of {run_id}")
-
-
-def configure(ws, **settings) -> None:
-    """Set keys of the workspace's config.toml (heartbeat_seconds=0.2, max_parallel=2, backend="sim")."""
-    text = ws.config_path.read_text()
-    for key, value in settings.items():
-        literal = json.dumps(value) if isinstance(value, str) else repr(value)
-        text, n = re.subn(rf"(?m)^{re.escape(key)} = .*$", f"{key} = {literal}", text)
-        assert n == 1, f"config.toml has no line for {key}"
-    ws.config_path.write_text(text)
 
 
 def script(path: Path, body: str) -> Path:
@@ -132,39 +69,6 @@ def group_members(pgid: int) -> list[tuple[int, str]]:
 def live_group(pgid: int) -> list[int]:
     """Members of group `pgid` that are not zombies (an init that does not reap leaves zombies behind)."""
     return [pid for pid, state in group_members(pgid) if state not in ("Z", "X")]
-
-
-def _ours(pid: int, root: str) -> bool:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            if root.encode() in fh.read():
-                return True
-        with open(f"/proc/{pid}/environ", "rb") as fh:
-            return f"MLTUI_WORKSPACE={root}".encode() in fh.read().split(b"\0")
-    except OSError:
-        return False
-
-
-def kill_workspace_processes(root: Path) -> None:
-    """SIGKILL every process started for the workspace at `root` (never this test process)."""
-    if not root.is_dir():
-        return
-    db = root / "mltui.db"
-    if db.exists():
-        try:  # queued runs would keep a queue worker polling
-            conn = sqlite3.connect(db, timeout=5)
-            with conn:
-                conn.execute("UPDATE runs SET status = 'killed' WHERE status = 'queued'")
-            conn.close()
-        except sqlite3.Error:
-            pass
-    me = os.getpid()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != me and _ours(int(entry), str(root)):
-            try:
-                os.kill(int(entry), signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
 
 
 @pytest.fixture(autouse=True)

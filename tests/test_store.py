@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mltui.core.errors import StoreError
-from mltui.core.workspace import Workspace, init_workspace
+from mltui.core.workspace import init_workspace
 from mltui.store import metrics as metric_store
 from mltui.store import runs as run_store
 from mltui.store.connection import open_store, write_tx

@@ -20,6 +20,10 @@ from mltui.core.workspace import Workspace, find_workspace
 from mltui.store import metrics as metric_store
 from mltui.store import runs as run_store
 from mltui.store.connection import open_store, write_tx
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 _time = time.time
 _STEP_MIN, _STEP_MAX = -(2**63), 2**63

@@ -7,6 +7,10 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from mltui.core.errors import NotFound, UsageError
 from mltui.core.values import decode, encode
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 RUN_COLUMNS = (
     "id", "name", "kind", "status", "command", "cwd", "host", "user", "pid", "pgid", "gpus",

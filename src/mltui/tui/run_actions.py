@@ -110,10 +110,12 @@ class RunActions:
         from mltui.core.launcher import launch, rerun_launch
 
         try:
-            run_id = launch(self.ws, rerun_launch(self.ws, run, {}))
+            again = rerun_launch(self.ws, run, {})
+            run_id = launch(self.ws, again)
         except (MltuiError, OSError) as exc:
             self.call_from_thread(self.notify, str(exc), severity="error", markup=False)  # type: ignore[attr-defined]
             return
-        self.call_from_thread(self.notify, f"Started {run_id}, a rerun of {run['name']}.",  # type: ignore[attr-defined]
+        verb = "Queued" if again.queue else "Started"
+        self.call_from_thread(self.notify, f"{verb} {run_id}, a rerun of {run['name']}.",  # type: ignore[attr-defined]
                               timeout=4, markup=False)
         self.call_from_thread(self._launched, run_id)

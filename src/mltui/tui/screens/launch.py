@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
-from mltui.core.commands import Command, find_project_file, load_commands, parse_value
+from mltui.core.commands import Command, as_text, find_project_file, load_commands, parse_value
 from mltui.core.errors import MltuiError
 from mltui.core.workspace import Workspace
 
@@ -53,6 +53,7 @@ class LaunchScreen(ModalScreen[str | None]):
         with Vertical(id="launch"):
             yield Label("Launch a run", classes="title")
             yield Select(options, value=self.initial, allow_blank=False, id="launch-command", compact=True)
+            yield Static(id="launch-error")  # up here: a long param list cannot push it out of sight
             yield Static(id="launch-template", classes="hint")
             yield VerticalScroll(id="launch-fields")
             with Horizontal(id="launch-row"):
@@ -61,8 +62,7 @@ class LaunchScreen(ModalScreen[str | None]):
                 yield Label(" GB free each", classes="key")
                 yield Input(placeholder="any", id="launch-gpu-mem", type="number", compact=True)
                 yield Checkbox("queue it", id="launch-queue", compact=True)
-            yield Static(id="launch-error")
-            yield Label("enter or ctrl+s launches · tab moves · esc cancels", classes="hint")
+            yield Label("ctrl+s (or enter in a field) launches · tab moves · esc cancels", classes="hint")
 
     async def on_mount(self) -> None:
         if self.problem:
@@ -98,8 +98,8 @@ class LaunchScreen(ModalScreen[str | None]):
             shown = "" if value is None else ("true" if value is True else "false" if value is False else str(value))
             fields.append(Horizontal(
                 Label(Text(key), classes="key"),
-                Input(value=shown, placeholder="(required)" if value is None else "", name=key, classes="param",
-                      compact=True),
+                Input(value=shown, placeholder="(required)" if value is None else f"(default {shown})", name=key,
+                      classes="param", compact=True),
                 classes="param-row"))
         if not fields:
             fields.append(Label("This command takes no params."))
@@ -133,13 +133,7 @@ class LaunchScreen(ModalScreen[str | None]):
 
     def _launch_spec(self, Launch):
         name = self.query_one("#launch-command", Select).value
-        gpus_text = self.query_one("#launch-gpus", Input).value.strip()
-        mem_text = self.query_one("#launch-gpu-mem", Input).value.strip()
-        common = dict(
-            queue=self.query_one("#launch-queue", Checkbox).value,
-            gpus=int(gpus_text) if gpus_text else 0,
-            gpu_mem=float(mem_text) if mem_text else None,
-        )
+        common = dict(queue=self.query_one("#launch-queue", Checkbox).value, gpus=self._gpus(), gpu_mem=self._gpu_mem())
         if name == AD_HOC or name not in self.commands:
             line = self.query_one("#launch-argv", Input).value.strip()
             if not line:
@@ -149,8 +143,40 @@ class LaunchScreen(ModalScreen[str | None]):
             except ValueError as exc:
                 raise MltuiError(f"The command line cannot be split: {exc}.") from None
             return Launch(argv, **common)
+        command = self.commands[name]
         params = {}
         for field in self.query("#launch-fields Input.param").results(Input):
-            if field.value.strip() != "":
-                params[field.name] = parse_value(field.value.strip())
-        return Launch(command=self.commands[name], params=params, **common)
+            text = field.value.strip()
+            default = command.params.get(field.name)
+            if text == "":
+                if default is None:
+                    raise MltuiError(f"Fill in {field.name}: {command.name} needs a value for it.")
+                continue  # an emptied field means the default
+            if default is not None and text == as_text(default):
+                continue  # untouched: the default as mltui.toml typed it, as `mltui run` would record it
+            params[field.name] = parse_value(text)
+        return Launch(command=command, params=params, **common)
+
+    def _gpus(self) -> int:
+        text = self.query_one("#launch-gpus", Input).value.strip()
+        if not text:
+            return 0
+        try:
+            gpus = int(text)
+        except ValueError:
+            gpus = -1
+        if gpus < 0:
+            raise MltuiError(f"GPUs must be a whole number, 0 or more (not {text!r}).")
+        return gpus
+
+    def _gpu_mem(self) -> float | None:
+        text = self.query_one("#launch-gpu-mem", Input).value.strip()
+        if not text:
+            return None
+        try:
+            mem = float(text)
+        except ValueError:
+            mem = -1.0
+        if not mem >= 0:
+            raise MltuiError(f"GB free per GPU must be a number, 0 or more (not {text!r}).")
+        return mem

@@ -1,0 +1,148 @@
+"""Helpers shared by the tests that launch real runs: poll the store with a deadline, read a run's
+output, tune the workspace config, and leave no process behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+from mltui.store.runs import get_runs, values_for
+
+ENDED = ("finished", "failed", "killed", "lost")
+
+
+def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05, what: str = "the condition"):
+    """Poll `predicate` until it returns something truthy (returned); AssertionError at the deadline."""
+    end = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)
+
+
+def _connect(ws) -> sqlite3.Connection:
+    return sqlite3.connect(ws.db_path, timeout=10)
+
+
+def row(ws, run_id: str) -> dict:
+    conn = _connect(ws)
+    try:
+        found = get_runs(conn, [run_id])
+        assert found, f"run {run_id} is not in the store"
+        return found[0]
+    finally:
+        conn.close()
+
+
+def status(ws, run_id: str) -> str | None:
+    conn = _connect(ws)
+    try:
+        got = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return got[0] if got else None
+    finally:
+        conn.close()
+
+
+def wait_status(ws, run_id: str, *wanted: str, timeout: float = 15.0) -> dict:
+    wait_for(lambda: status(ws, run_id) in wanted, timeout,
+             what=f"run {run_id} to be {'/'.join(wanted)} (it is {status(ws, run_id)})")
+    return row(ws, run_id)
+
+
+def wait_ended(ws, run_id: str, timeout: float = 15.0) -> dict:
+    return wait_status(ws, run_id, *ENDED, timeout=timeout)
+
+
+def params_of(ws, run_id: str) -> dict:
+    conn = _connect(ws)
+    try:
+        return values_for(conn, "params", [run_id])[run_id]
+    finally:
+        conn.close()
+
+
+def all_runs(ws) -> list[dict]:
+    conn = _connect(ws)
+    try:
+        return get_runs(conn, [r[0] for r in conn.execute("SELECT id FROM runs ORDER BY id")])
+    finally:
+        conn.close()
+
+
+def output(ws, run_id: str) -> str:
+    path = ws.run_dir(run_id) / "output.log"
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def wait_output(ws, run_id: str, text: str, timeout: float = 15.0) -> None:
+    wait_for(lambda: text in output(ws, run_id), timeout, what=f"{text!r} in the output of {run_id}")
+
+
+def configure(ws, **settings) -> None:
+    """Set keys of the workspace's config.toml (heartbeat_seconds=0.2, max_parallel=2, backend="sim")."""
+    text = ws.config_path.read_text()
+    for key, value in settings.items():
+        literal = json.dumps(value) if isinstance(value, str) else repr(value)
+        text, n = re.subn(rf"(?m)^{re.escape(key)} = .*$", f"{key} = {literal}", text)
+        assert n == 1, f"config.toml has no line for {key}"
+    ws.config_path.write_text(text)
+
+
+def _ours(pid: int, root: str) -> bool:
+    """Whether a process belongs to the workspace at `root`: supervisors and the queue worker name it on
+    their command line, children carry it in MLTUI_WORKSPACE."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            if root.encode() in fh.read():
+                return True
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            return f"MLTUI_WORKSPACE={root}".encode() in fh.read().split(b"\0")
+    except OSError:
+        return False
+
+
+def kill_workspace_processes(root: Path) -> list[int]:
+    """SIGKILL every process started for the workspace at `root` (never this test process): what the
+    runs table names, their groups, and anything else that names the workspace. Returns the pids."""
+    if not root.is_dir():
+        return []
+    pids: set[int] = set()
+    groups: set[int] = set()
+    db = root / "mltui.db"
+    if db.exists():
+        try:
+            conn = sqlite3.connect(db, timeout=5)
+            try:
+                with conn:  # queued runs would have the queue worker start them a moment later
+                    conn.execute("UPDATE runs SET status = 'killed' WHERE status = 'queued'")
+                for pid, pgid, sup_pid in conn.execute("SELECT pid, pgid, sup_pid FROM runs"):
+                    pids.update(p for p in (pid, sup_pid) if p)
+                    if pgid:
+                        groups.add(pgid)
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            pass
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != me and _ours(int(entry), str(root)):
+            pids.add(int(entry))
+    for pgid in groups - {os.getpgid(0)}:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    for pid in pids - {me}:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return sorted(pids - {me})
