@@ -49,7 +49,7 @@ def data_params(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def fingerprint(argv: list[str], cwd: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    from mltui.core.tracking import _git_state
+    from mltui.core.run_records import _git_state
 
     commit, dirty = _git_state(cwd)
     fp: dict[str, Any] = {

@@ -147,7 +147,7 @@ def launch(ws: Workspace, launch: Launch, wake_queue: bool = True) -> str:
     """Record the run and start it (or queue it); returns the run id at once.
 
     `wake_queue=False` leaves starting the queue worker to the caller (a sweep wakes it once)."""
-    from mltui.core.tracking import create_run
+    from mltui.core.run_records import create_run
 
     conn = open_store(ws.db_path, file_mode=ws.config().file_mode)
     try:
