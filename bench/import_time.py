@@ -14,17 +14,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import median_of, timer  # noqa: E402
 
 
+ENV: dict[str, str] = {}
+
+
 def run(code: str) -> float:
     clock = timer()
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True, env=ENV or None)
     return clock()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=21)
+    parser.add_argument("--no-pyc-cache", action="store_true",
+                        help="leave PYTHONDONTWRITEBYTECODE as it is (then every start compiles mltui's source)")
     args = parser.parse_args()
-    run("import mltui")  # compile .pyc files first
+    if not args.no_pyc_cache:  # where PYTHONDONTWRITEBYTECODE is set, cache bytecode outside src/ as an install would
+        import os
+        import tempfile
+
+        ENV.update(os.environ, PYTHONPYCACHEPREFIX=tempfile.mkdtemp(prefix="mltui-pyc-"), PYTHONDONTWRITEBYTECODE="")
+    run("import mltui; mltui.init; import mltui.cli.main, mltui.cli.runs, mltui.core.runs")  # compile first
     base, _ = median_of(lambda: run("pass"), args.repeat)
     bare, _ = median_of(lambda: run("import mltui"), args.repeat)
     lib, _ = median_of(lambda: run("import mltui; mltui.init"), args.repeat)  # the tracking API loaded

@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (import mltui stays lean)
 
 from mltui.core.errors import MltuiError
 from mltui.core.ids import new_run_id

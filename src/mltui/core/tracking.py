@@ -20,7 +20,7 @@ from mltui.store import metrics as metric_store
 from mltui.store import runs as run_store
 from mltui.store.connection import open_store, write_tx
 from mltui.core.run_records import _git_state, _user, create_run  # noqa: F401  (re-exported)
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (import mltui stays lean)
 
 if TYPE_CHECKING:
     from typing import Any

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from mltui.core.errors import NotFound, UsageError
 from mltui.core.values import decode, encode
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (import mltui stays lean)
 
 if TYPE_CHECKING:
     from typing import Any
