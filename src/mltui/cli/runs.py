@@ -109,7 +109,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     if run.get("cwd"):
         lines.append(f"cwd      {safe(run['cwd'])}")
     if run.get("gpus"):
-        lines.append(f"gpus     {', '.join(str(g) for g in run['gpus'])}")
+        hours = len(run["gpus"]) * (duration(run) or 0) / 3600
+        peaks = [m["max"] for k, m in run["metrics"].items() if k.startswith("sys/gpu") and k.endswith("/mem_used_gb")]
+        peak = f", peak {max(peaks):.1f} GB" if peaks and max(peaks) is not None else ""
+        lines.append(f"gpus     {', '.join(str(g) for g in run['gpus'])}  ({hours:.2f} GPU-hours{peak})")
     if run.get("rerun_of"):
         lines.append(f"rerun of {run['rerun_of']}")
     if run.get("bad_lines"):

@@ -22,6 +22,7 @@ from mltui.core.workspace import Workspace
 from mltui.store.connection import open_store, write_tx
 
 TICK = 0.2
+GPU_SAMPLE_SECONDS = 5.0  # how often a run's own GPUs are logged as sys/gpuN/* metrics
 _KILLED_BY = {signal.SIGTERM, signal.SIGINT, signal.SIGKILL, signal.SIGHUP, signal.SIGQUIT}
 
 
@@ -76,6 +77,9 @@ class Supervisor:
         self._signalled: int | None = None
         self._bad_written = 0  # bad metrics.jsonl lines already on the run
         self._reported = 0  # refused artifact paths already said
+        self.gpus: list[int] = []
+        self._gpu_source = None
+        self._gpu_samples = 0
 
     # -- the life of a run -------------------------------------------------------------------
     def run(self) -> int:
@@ -98,6 +102,7 @@ class Supervisor:
         argv = json.loads(command)
         spec = json.loads(spec_text) if spec_text else {}
         gpus = json.loads(gpus_text) if gpus_text else None
+        self.gpus = [int(g) for g in gpus] if gpus else []
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "artifacts").mkdir(exist_ok=True)
         log_path = self.run_dir / "output.log"
@@ -132,7 +137,7 @@ class Supervisor:
         return 0
 
     def _loop(self) -> int:
-        beat = 0.0
+        beat = sampled = 0.0
         while True:
             returncode = self.child.poll()
             if returncode is not None:
@@ -149,6 +154,9 @@ class Supervisor:
                 if now - beat >= self.config.heartbeat_seconds:
                     self._heartbeat(now)
                     beat = now
+                if self.gpus and now - sampled >= GPU_SAMPLE_SECONDS:
+                    sampled = now
+                    self._sample_gpus(now)
             except Exception as exc:  # a busy or failing store: say it, keep the run supervised
                 print(f"supervisor: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
             try:
@@ -233,6 +241,28 @@ class Supervisor:
             for name in removed:
                 self.conn.execute("DELETE FROM artifacts WHERE run_id = ? AND path = ?", (self.run_id, name))
         self._bad_written = bad
+
+    def _sample_gpus(self, now: float) -> None:
+        """Log the run's own GPUs (only those it was given) as system metrics beside its training metrics."""
+        from mltui.core.gpu import open_gpus
+        from mltui.store import metrics as metric_store
+
+        if self._gpu_source is None:
+            self._gpu_source = open_gpus(self.config.gpu_backend)
+        state = self._gpu_source.snapshot()
+        step = self._gpu_samples
+        columns: dict[str, tuple[list, list, list]] = {}
+        for gpu in state.gpus:
+            if gpu.index not in self.gpus or gpu.error:
+                continue
+            for key, value in (("util", gpu.util), ("mem_used_gb", gpu.mem_used / 2**30), ("power_w", gpu.power),
+                               ("temp_c", gpu.temperature)):
+                if value is not None:
+                    columns[f"sys/gpu{gpu.index}/{key}"] = ([step], [float(value)], [now])
+        if columns:
+            with write_tx(self.conn, self.ws.db_path):
+                metric_store.write_batch(self.conn, self.run_id, columns)
+            self._gpu_samples += 1
 
     # -- the end -------------------------------------------------------------------------------
     def _wrap_up(self, returncode: int, started: float) -> None:

@@ -1,0 +1,153 @@
+"""`mltui gpu` (like gpustat, with the run that owns each GPU process) and `mltui gpu free`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from mltui.cli.output import print_json, safe, table
+
+
+def register(sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("gpu", parents=[common], help="GPUs now: use, memory, and the runs on them",
+                       description="Show each GPU's utilisation, memory, temperature and power, and the processes "
+                       "on it with the mltui run that owns them. Without an NVIDIA driver it says why in one line.",
+                       epilog="`--json --watch 1 > gpus.jsonl` records snapshots that MLTUI_GPU=replay:gpus.jsonl "
+                       "replays. MLTUI_GPU=sim:4 (or --sim-gpus 4) shows four simulated GPUs.")
+    p.add_argument("--json", action="store_true", help="print JSON (one object per snapshot with --watch)")
+    p.add_argument("--watch", type=float, metavar="SECONDS", help="print again every SECONDS until Ctrl-C")
+    p.add_argument("--sim-gpus", type=int, metavar="N", help="show N simulated GPUs instead of the real ones")
+    p.set_defaults(handler=cmd_gpu)
+    verbs = p.add_subparsers(title="verbs", metavar="VERB", parser_class=type(p))
+    free = verbs.add_parser("free", parents=[common], help="GPUs with no process and enough free memory",
+                            description="List the GPUs no run or process is using that have at least --mem GB "
+                            "free, for scripts (`CUDA_VISIBLE_DEVICES=$(mltui gpu free -n 1)`).")
+    free.add_argument("--mem", type=float, default=0.0, metavar="GB", help="free memory each GPU must have")
+    free.add_argument("-n", type=int, default=None, metavar="N", help="at most N GPUs")
+    free.add_argument("--json", action="store_true", help="print JSON")
+    free.add_argument("--sim-gpus", type=int, metavar="N", help=argparse.SUPPRESS)
+    free.set_defaults(handler=cmd_free)
+
+
+def _source(args):
+    from mltui.core.gpu import SimulatedGpus, open_gpus
+
+    if args.sim_gpus is not None:
+        if args.sim_gpus < 0:
+            from mltui.core.errors import UsageError
+
+            raise UsageError("--sim-gpus takes a number of GPUs, 0 or more.")
+        return SimulatedGpus(str(args.sim_gpus))
+    backend = "auto"
+    try:
+        from mltui.core.workspace import find_workspace
+
+        backend = find_workspace().config().gpu_backend
+    except Exception:  # no workspace is fine: GPUs are a machine's, not a project's
+        pass
+    try:
+        return open_gpus(backend)
+    except ValueError as exc:
+        from mltui.core.errors import UsageError
+
+        raise UsageError(f"{exc}.") from None
+
+
+def _owners(state) -> dict[int, dict]:
+    """pid -> the run that owns it, where a workspace is found from here."""
+    from mltui.core.gpu_owners import owners
+
+    pids = [p.pid for g in state.gpus for p in g.processes]
+    if not pids:
+        return {}
+    try:
+        from mltui.core.workspace import find_workspace
+
+        ws = find_workspace()
+    except Exception:
+        return {}
+    return owners(ws, pids)
+
+
+def _gib(n: int | None) -> str:
+    return "-" if n is None else f"{n / 2**30:.1f}"
+
+
+def _num(v, unit: str = "", digits: int = 0) -> str:
+    return "-" if v is None else f"{v:.{digits}f}{unit}"
+
+
+def _print_state(state, owners: dict[int, dict]) -> None:
+    if state.error:
+        sys.stderr.write(f"mltui: {state.error}\n")
+    if not state.gpus:
+        return
+    rows = [[str(g.index), safe(g.name), _num(g.util, "%"), f"{_gib(g.mem_used)}/{_gib(g.mem_total)} GiB",
+             _num(g.temperature, "C"), _num(g.power, "W"), str(len(g.processes)) if not g.error else safe(g.error)]
+            for g in state.gpus]
+    print(table(["GPU", "NAME", "UTIL", "MEMORY", "TEMP", "POWER", "PROCS"], rows))
+    procs = [p for g in state.gpus for p in g.processes]
+    if procs:
+        print()
+        prows = []
+        for p in procs:
+            run = owners.get(p.pid)
+            prows.append([str(p.gpu), str(p.pid), _gib(p.used_memory) + " GiB",
+                          run["id"] if run else "-", safe(run["name"]) if run else "(no run)",
+                          safe(run["user"]) if run and run.get("user") else "-"])
+        print(table(["GPU", "PID", "MEMORY", "RUN", "NAME", "USER"], prows))
+
+
+def _as_json(state, owners: dict[int, dict]) -> dict:
+    data = state.as_dict()
+    for gpu in data["gpus"]:
+        for proc in gpu["processes"]:
+            run = owners.get(proc["pid"])
+            proc["run"] = {k: run.get(k) for k in ("id", "name", "user", "status")} if run else None
+    return data
+
+
+def cmd_gpu(args: argparse.Namespace) -> int:
+    source = _source(args)
+    if args.watch is not None and args.watch <= 0:
+        from mltui.core.errors import UsageError
+
+        raise UsageError("--watch takes a number of seconds above 0.")
+    while True:
+        state = source.snapshot()
+        owners = _owners(state)
+        if args.json:
+            if args.watch is None:
+                print_json(_as_json(state, owners))
+            else:
+                sys.stdout.write(json.dumps(_as_json(state, owners)) + "\n")
+                sys.stdout.flush()
+        else:
+            if args.watch is not None and sys.stdout.isatty():
+                sys.stdout.write("\x1b[H\x1b[2J")
+            _print_state(state, owners)
+        if args.watch is None:
+            return 1 if state.error and not state.gpus else 0
+        try:
+            time.sleep(args.watch)
+        except KeyboardInterrupt:
+            return 0
+
+
+def cmd_free(args: argparse.Namespace) -> int:
+    source = _source(args)
+    state = source.snapshot()
+    need = int(args.mem * 2**30)
+    free = [g for g in state.gpus if g.error is None and not g.processes and g.mem_free >= need]
+    if args.n is not None:
+        free = free[: max(0, args.n)]
+    if args.json:
+        print_json({"error": state.error, "free": [g.as_dict() for g in free]})
+    else:
+        if state.error and not state.gpus:
+            sys.stderr.write(f"mltui: {state.error}\n")
+            return 1
+        print(",".join(str(g.index) for g in free))
+    return 0
