@@ -26,8 +26,9 @@ def register(sub, common: argparse.ArgumentParser) -> None:
                             "free, for scripts (`CUDA_VISIBLE_DEVICES=$(mltui gpu free -n 1)`).")
     free.add_argument("--mem", type=float, default=0.0, metavar="GB", help="free memory each GPU must have")
     free.add_argument("-n", type=int, default=None, metavar="N", help="at most N GPUs")
-    free.add_argument("--json", action="store_true", help="print JSON")
-    free.add_argument("--sim-gpus", type=int, metavar="N", help=argparse.SUPPRESS)
+    # SUPPRESS: given before the verb (`mltui gpu --sim-gpus 2 free`) they must not be reset here
+    free.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+    free.add_argument("--sim-gpus", type=int, metavar="N", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     free.set_defaults(handler=cmd_free)
 
 

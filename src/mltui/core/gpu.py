@@ -15,7 +15,21 @@ import time
 from collections.abc import Sequence
 
 
-class GpuProcess:
+class _Snapshot:
+    """Values that are set once: a snapshot crosses threads, so nothing may change it afterwards."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value) -> None:
+        try:
+            getattr(self, name)
+        except AttributeError:
+            object.__setattr__(self, name, value)
+            return
+        raise AttributeError(f"{type(self).__name__} is a snapshot: {name} cannot change")
+
+
+class GpuProcess(_Snapshot):
     """A process using a GPU: pid as NVML reports it, memory in bytes (None: not available)."""
 
     __slots__ = ("pid", "gpu", "used_memory", "kind")
@@ -30,7 +44,7 @@ class GpuProcess:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
-class Gpu:
+class Gpu(_Snapshot):
     """One GPU at one moment. Memory in bytes, power in watts, clocks in MHz; None where not available."""
 
     __slots__ = ("index", "uuid", "name", "util", "mem_util", "mem_total", "mem_used", "temperature", "power",
@@ -66,7 +80,8 @@ class Gpu:
     def from_dict(cls, data: dict) -> "Gpu":
         data = dict(data)
         data.pop("mem_free", None)
-        procs = [GpuProcess(**p) for p in data.pop("processes", [])]
+        keep = GpuProcess.__slots__  # a recording may carry more (the owning run): not part of the snapshot
+        procs = [GpuProcess(**{k: v for k, v in p.items() if k in keep}) for p in data.pop("processes", [])]
         return cls(data.pop("index"), data.pop("uuid"), data.pop("name"), data.pop("mem_total"),
                    data.pop("mem_used"), data.pop("util", None), data.pop("taken", None), processes=procs, **data)
 
@@ -74,7 +89,7 @@ class Gpu:
         return f"Gpu({self.index}, {self.name!r}, free={self.mem_free / 2**30:.1f} GiB)"
 
 
-class GpuState:
+class GpuState(_Snapshot):
     """What a backend saw: the GPUs, and a sentence when it could not see them (or some of them)."""
 
     __slots__ = ("gpus", "error", "source", "taken")
@@ -191,6 +206,8 @@ class RecordedGpus(_Backend):
             return GpuState([], f"{self.path} holds no GPU snapshots to replay.", self.name)
         frame = frames[int(time.time() - self._start) % len(frames)]
         now = time.time()
+        if not isinstance(frame, dict):
+            return GpuState([], f"{self.path} has a line that is not a GPU snapshot.", self.name)
         try:
             gpus = [Gpu.from_dict({**g, "taken": now}) for g in frame.get("gpus", [])]
         except (KeyError, TypeError) as exc:
