@@ -35,21 +35,22 @@ def register(sub, common: argparse.ArgumentParser) -> None:
 def _source(args):
     from mltui.core.gpu import SimulatedGpus, open_gpus
 
+    backend, ws = "auto", None
+    try:
+        from mltui.core.workspace import find_workspace
+
+        ws = find_workspace()
+        backend = ws.config().gpu_backend
+    except Exception:  # no workspace is fine: GPUs are a machine's, not a project's
+        pass
     if args.sim_gpus is not None:
         if args.sim_gpus < 0:
             from mltui.core.errors import UsageError
 
             raise UsageError("--sim-gpus takes a number of GPUs, 0 or more.")
-        return SimulatedGpus(str(args.sim_gpus))
-    backend = "auto"
+        return SimulatedGpus(str(args.sim_gpus), workspace=ws)
     try:
-        from mltui.core.workspace import find_workspace
-
-        backend = find_workspace().config().gpu_backend
-    except Exception:  # no workspace is fine: GPUs are a machine's, not a project's
-        pass
-    try:
-        return open_gpus(backend)
+        return open_gpus(backend, workspace=ws)
     except ValueError as exc:
         from mltui.core.errors import UsageError
 

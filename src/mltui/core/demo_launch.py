@@ -67,11 +67,18 @@ def launch_samples(ws: Workspace) -> tuple[list[str], str | None]:
         toml += TORCH_TOML
     (project / "mltui.toml").write_text(toml, encoding="utf-8")
     commands = load_commands(project / "mltui.toml")
+    import os
+
+    from mltui.core.gpu import open_gpus
+
+    if not open_gpus(ws.config().gpu_backend).devices():  # no real GPU: the demo shows four simulated ones
+        os.environ.setdefault("MLTUI_GPU", "sim:4")
     ids = [
-        launch(ws, Launch(command=commands["count"], params={"seed": 1}, name="demo-count")),
+        launch(ws, Launch(command=commands["count"], params={"seed": 1}, name="demo-count", gpus=1)),
         launch(ws, Launch(command=commands["fail"], name="demo-fail")),
     ]
     if has_torch:
-        ids.append(launch(ws, Launch(command=commands["train"], params={"epochs": 25}, name="demo-classifier")))
+        ids.append(launch(ws, Launch(command=commands["train"], params={"epochs": 25}, name="demo-classifier",
+                                     gpus=1)))
     note = None if has_torch else "torch is not installed, so the demo runs only the dependency-free sample."
     return ids, note

@@ -138,7 +138,8 @@ class SimulatedGpus(_Backend):
     name = "sim"
 
     def __init__(self, spec: str, still: bool | None = None,
-                 processes: dict[int, list[tuple[int, int]]] | None = None) -> None:
+                 processes: dict[int, list[tuple[int, int]]] | None = None, workspace=None) -> None:
+        self.workspace = workspace  # when set, runs given simulated GPUs show up as their processes
         self._gpus: list[tuple[int, int]] = []
         spec = spec.strip()
         if spec.isdigit():
@@ -157,18 +158,44 @@ class SimulatedGpus(_Backend):
         self.still = True if still is None else still
         self.processes = dict(processes or {})
 
+    def _run_processes(self) -> dict[int, list[tuple[int, int]]]:
+        """{gpu: [(pid, bytes)]} for the running runs of `workspace` that were given simulated GPUs."""
+        out: dict[int, list[tuple[int, int]]] = {}
+        try:
+            import sqlite3
+
+            conn = sqlite3.connect(f"file:{self.workspace.db_path}?mode=ro", uri=True, timeout=1)
+            try:
+                rows = conn.execute("SELECT pid, gpus FROM runs WHERE status = 'running' AND gpus IS NOT NULL "
+                                    "AND pid IS NOT NULL").fetchall()
+            finally:
+                conn.close()
+        except Exception:
+            return out
+        for pid, gpus in rows:
+            try:
+                for g in json.loads(gpus):
+                    out.setdefault(int(g), []).append((int(pid), int((3 + pid % 9) * 2**30)))
+            except (ValueError, TypeError):
+                continue
+        return out
+
     def snapshot(self) -> GpuState:
         now = time.time()
         gpus = []
+        given = dict(self.processes)
+        if self.workspace is not None:
+            for index, procs in self._run_processes().items():
+                given[index] = given.get(index, []) + procs
         for i, (total, used) in enumerate(self._gpus):
-            procs = [GpuProcess(pid, i, mem) for pid, mem in self.processes.get(i, [])]
+            procs = [GpuProcess(pid, i, mem) for pid, mem in given.get(i, [])]
             util, temp, power = 0.0, 35.0, 60.0
             if not self.still:
                 wave = 0.5 + 0.5 * math.sin(now / 7.0 + i * 1.7)
                 util = round(100 * wave * (0.6 + 0.4 * ((i + 1) % 3 != 0)), 1)
                 used = max(used, int(total * (0.15 + 0.6 * wave)))
                 temp, power = round(38 + 40 * wave), round(70 + 230 * wave)
-            used = max(used, sum(mem or 0 for _, mem in self.processes.get(i, [])))
+            used = max(used, sum(mem or 0 for _, mem in given.get(i, [])))
             gpus.append(Gpu(i, f"GPU-sim-{i:04d}", "Simulated GPU", total, min(used, total), util, now,
                             mem_util=util * 0.6, temperature=temp, power=power, power_limit=350.0, fan=None,
                             clock_sm=1410, clock_mem=1593, pstate=0 if util else 8, mig=False, processes=procs))
@@ -335,14 +362,14 @@ def _text(value) -> str:
 
 
 # -- choosing -----------------------------------------------------------------------------------------
-def open_gpus(backend: str = "auto"):
+def open_gpus(backend: str = "auto", workspace=None):
     """The GPU source named by config (`gpu.backend`), overridden by the environment:
     MLTUI_GPU=sim:N | replay:PATH | nvml | none, or MLTUI_GPU_SIM="2x24" (sizes), or MLTUI_GPU_BACKEND."""
     chosen = os.environ.get("MLTUI_GPU") or os.environ.get("MLTUI_GPU_BACKEND") or backend
     sim = os.environ.get("MLTUI_GPU_SIM")
     kind, _, arg = chosen.partition(":")
     if kind == "sim" or (kind == "auto" and sim):
-        return SimulatedGpus(arg or sim or "1")
+        return SimulatedGpus(arg or sim or "1", workspace=workspace)
     if kind == "replay":
         return RecordedGpus(arg)
     if kind == "none":

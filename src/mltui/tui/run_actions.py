@@ -67,12 +67,29 @@ class RunActions:
         self.push_screen(LogScreen(self.ws, run["id"]))  # type: ignore[attr-defined]
 
     # -- kill -----------------------------------------------------------------------------------
+    def kill_run_by_id(self, run_id: str) -> None:
+        """Ask, then kill `run_id` (the GPUs pane's way in)."""
+        from mltui.core.runs import get_run
+        from mltui.core.store_watch import StoreReader
+
+        reader = StoreReader(self.ws)
+        try:
+            run = get_run(reader.conn, run_id)
+        except MltuiError as exc:
+            self.notify(str(exc), severity="error", markup=False)  # type: ignore[attr-defined]
+            return
+        finally:
+            reader.close()
+        self._confirm_kill(run)
+
     def action_kill_run(self) -> None:
+        run = self._target_run()
+        if run is not None:
+            self._confirm_kill(run)
+
+    def _confirm_kill(self, run: dict) -> None:
         from mltui.tui.screens.confirm import ConfirmScreen
 
-        run = self._target_run()
-        if run is None:
-            return
         if run["status"] not in ("running", "queued"):
             self.notify(f"{run['name']} is {run['status']}; there is nothing to kill.", timeout=3, markup=False)
             return

@@ -11,6 +11,7 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane
 from mltui.core.workspace import Workspace
 from mltui.core.views import View
 from mltui.tui.screens.compare_pane import ComparePane
+from mltui.tui.screens.gpu_pane import GpuPane
 from mltui.tui.screens.runs_pane import RunsPane
 
 PANES = [
@@ -20,9 +21,7 @@ PANES = [
     ("datasets", "Datasets", "3",
      "Datasets are coming. Here you will see each dataset's versions, the files and column profiles of a "
      "version, the drift between two versions, and which runs learned from which bytes."),
-    ("gpus", "GPUs", "4",
-     "GPUs are coming. Here you will see each GPU's utilisation, memory, temperature and power live from "
-     "NVML, and every GPU process with the run and user that own it."),
+    ("gpus", "GPUs", "4", None),
     ("models", "Models", "5",
      "Models are coming. Here you will see registered model versions with their stages and aliases, and "
      "the promotion queue where you approve, reject or roll back a release."),
@@ -49,6 +48,8 @@ class MainScreen(Screen):
                         yield RunsPane(self.ws, self.refresh_seconds, id="runs-pane")
                     elif pane == "compare":
                         yield ComparePane(self.ws, self.refresh_seconds, self.directions, id="compare-pane")
+                    elif pane == "gpus":
+                        yield GpuPane(self.ws, self.refresh_seconds, id="gpu-pane")
                     else:
                         yield VerticalScroll(Static(text, classes="placeholder-text", markup=False),
                                              classes="placeholder")
@@ -65,6 +66,9 @@ class MainScreen(Screen):
         elif pane == "compare":
             self.compare_pane.focus()
             self.compare_pane.poll_now(force=True)
+        elif pane == "gpus":
+            self.query_one("#gpu-procs").focus()
+            self.query_one(GpuPane).poll_now(force=True)
 
     def compare(self, view: View) -> None:
         """Show `view` in the Compare pane."""
@@ -79,6 +83,9 @@ class MainScreen(Screen):
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id == "compare":
             self.compare_pane.call_after_refresh(self.compare_pane.poll_now, True)
+        elif event.pane.id == "gpus":
+            pane = self.query_one(GpuPane)
+            pane.call_after_refresh(pane.poll_now, True)
 
     @property
     def compare_pane(self) -> ComparePane:
