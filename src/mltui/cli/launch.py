@@ -57,8 +57,10 @@ def _command(ws, name: str):
                          "write one, or run a command directly with `mltui run -- COMMAND ...`.")
     commands = load_commands(path)
     if name not in commands:
-        known = ", ".join(commands) or "none"
-        raise UsageError(f"{path} has no command {name!r} (it has: {known}).")
+        from mltui.core.text import safe
+
+        known = ", ".join(safe(c) for c in commands) or "none"
+        raise UsageError(f"{path} has no command {safe(name)!r} (it has: {known}).")
     return commands[name]
 
 

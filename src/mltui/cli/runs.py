@@ -143,10 +143,17 @@ def cmd_rm(args: argparse.Namespace) -> int:
     ws, conn = open_workspace(write=True)
     with closing(conn):
         ids = list(dict.fromkeys(resolve_ids(conn, args.runs)))  # every name checked before anything goes
-        if not args.force:
-            for run in get_runs(conn, ids):
-                if run["status"] in ACTIVE:
-                    raise MltuiError(f"Run {run['id']} is {run['status']}; stop it first or pass --force.")
+        active = [run for run in get_runs(conn, ids) if run["status"] in ACTIVE]
+        if active and not args.force:
+            raise MltuiError(f"Run {active[0]['id']} is {active[0]['status']}; stop it first or pass --force.")
+        for run in active:  # a launched run would go on unseen once its row is gone: stop it first
+            if run.get("spec") and run["status"] == "running":
+                from mltui.core.launcher import kill_run
+
+                try:
+                    kill_run(ws, run["id"], grace=2.0)
+                except MltuiError:
+                    pass
         removed = [remove_run(ws, conn, run_id, force=args.force)["id"] for run_id in ids]
     if args.json:
         print_json({"removed": removed})

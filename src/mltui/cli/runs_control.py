@@ -180,15 +180,27 @@ def cmd_kill(args: argparse.Namespace) -> int:
         from mltui.core.errors import UsageError
 
         raise UsageError("--grace takes a number of seconds, 0 or more.")
-    results = []
-    for run_id in ids:
-        status = kill_run(ws, run_id, grace=args.grace, wait=0 if args.no_wait else None)
+    from mltui.core.errors import MltuiError
+
+    results, problems = [], []
+    for run_id in ids:  # one run that cannot be killed does not spare the others
+        try:
+            status = kill_run(ws, run_id, grace=args.grace, wait=0 if args.no_wait else None)
+        except MltuiError as exc:
+            problems.append(str(exc))
+            results.append({"id": run_id, "status": None, "error": str(exc)})
+            continue
         results.append({"id": run_id, "status": status})
         if not args.json:
             note = "" if status != "running" else " (signalled; it has not ended yet)"
             print(f"{run_id} {status}{note}")
     if args.json:
         print_json(results)
+    if problems:
+        if len(problems) == 1 and len(ids) == 1:
+            raise MltuiError(problems[0].rstrip("."))
+        sys.stderr.write(f"mltui: {len(problems)} of {len(ids)} runs could not be killed: {' '.join(problems)}\n")
+        return 1
     return 0
 
 

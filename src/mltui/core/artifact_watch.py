@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import threading
 import time
 from pathlib import Path
@@ -19,7 +20,8 @@ STABLE_SECONDS = 1.0
 class Root:
     """A watched folder and the name its files get in the artifacts table (`artifacts/`, `checkpoints/`)."""
 
-    def __init__(self, folder: Path, label: str, since: float | None = None) -> None:
+    def __init__(self, folder: Path, label: str, since: float | None = None, exclude: str | None = None) -> None:
+        self.exclude = os.path.realpath(exclude) if exclude else None
         self.folder = Path(folder)
         self.label = label.strip("/")
         self.since = since  # files older than this were there before the run: not its artifacts
@@ -31,8 +33,10 @@ class Root:
         if os.path.commonpath([real, self.real]) != self.real or real == self.real:
             return None
         rel = os.path.relpath(os.path.abspath(path), os.path.abspath(self.folder))
-        if rel.startswith("..") or os.path.isabs(rel):
+        if rel == ".." or rel.startswith("../") or os.path.isabs(rel):
             return None
+        if self.exclude and os.path.commonpath([real, self.exclude]) == self.exclude:
+            return None  # the workspace itself (its store, run logs) is never an artifact
         return f"{self.label}/{Path(rel).as_posix()}"
 
 
@@ -54,7 +58,12 @@ class ArtifactWatcher:
         self._seen: dict[str, tuple[int, float, float]] = {}  # name -> (size, mtime, since)
         self._hashed: dict[str, tuple[int, float]] = {}
         self.refused: list[str] = []
+        self.problems: list[str] = []
         self._observer = None
+        self._jobs: queue.Queue = queue.Queue()
+        self._results: list[tuple] = []
+        self._queued: dict[str, tuple] = {}  # name -> (size, mtime) waiting in the hashing thread
+        self._hasher: threading.Thread | None = None
 
     def start(self) -> None:
         from watchdog.events import FileSystemEventHandler
@@ -75,14 +84,19 @@ class ArtifactWatcher:
 
         observer = Observer()
         for index, root in enumerate(self.roots):
-            root.folder.mkdir(parents=True, exist_ok=True)
-            observer.schedule(Handler(index), str(root.folder), recursive=True)
+            try:  # one folder that cannot be watched (a file of that name, no permission) spares the others
+                root.folder.mkdir(parents=True, exist_ok=True)
+                observer.schedule(Handler(index), str(root.folder), recursive=True)
+            except OSError as exc:
+                self.problems.append(f"cannot watch {root.folder}: {exc.strerror or exc}")
         observer.daemon = True
         observer.start()
         self._observer = observer
         self.scan()  # whatever was written before the observer started
 
     def stop(self) -> None:
+        if self._hasher is not None:
+            self._jobs.put(None)
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(timeout=5)
@@ -134,24 +148,53 @@ class ArtifactWatcher:
                 rows.append((name, st.st_size, None, st.st_mtime, os.path.abspath(path)))
             with self._lock:
                 self._dirty.add((index, path))  # look again until it is hashed
-        # hash what has been still for a while (or everything at the end)
+        # hash what has been still for a while (or everything at the end), in the hashing thread: a
+        # 10 GB checkpoint takes a minute, and the supervisor's loop must keep its heartbeat meanwhile
         for index, path in sorted(self._pending_hash(final, now)):
             name = self.roots[index].name_of(path)
             seen = self._seen.get(name) if name else None
-            if seen is None:
-                continue
-            try:
-                digest = sha256_file(path)
-                st = os.stat(path)
-            except OSError:
-                continue
-            if (st.st_size, st.st_mtime) != seen[:2]:
-                continue  # changed while hashing: later
-            self._hashed[name] = seen[:2]
+            if seen is not None and self._queued.get(name) != seen[:2]:
+                self._queued[name] = seen[:2]
+                self._submit((name, index, path, seen[:2]))
+        if final and self._hasher is not None:
+            self._jobs.join()
+        with self._lock:
+            done, self._results = self._results, []
+        for name, index, path, key, digest, st in done:
+            seen = self._seen.get(name)
+            if seen is None or seen[:2] != key:
+                continue  # changed (or went) while it was hashed: it is hashed again once still
+            self._hashed[name] = key
             rows.append((name, st.st_size, digest, st.st_mtime, os.path.abspath(path)))
             with self._lock:
                 self._dirty.discard((index, path))
         return rows, removed
+
+    def _submit(self, job: tuple) -> None:
+        if self._hasher is None:
+            self._hasher = threading.Thread(target=self._hash_loop, name="mltui-hash", daemon=True)
+            self._hasher.start()
+        self._jobs.put(job)
+
+    def _hash_loop(self) -> None:
+        while True:
+            job = self._jobs.get()
+            try:
+                if job is None:
+                    return
+                name, index, path, key = job
+                try:
+                    digest = sha256_file(path)
+                    st = os.stat(path)
+                except OSError:
+                    digest = None
+                with self._lock:
+                    if digest is not None and (st.st_size, st.st_mtime) == key:
+                        self._results.append((name, index, path, key, digest, st))
+                    if self._queued.get(name) == key:
+                        del self._queued[name]  # a later change may queue it again
+            finally:
+                self._jobs.task_done()
 
     def _pending_hash(self, final: bool, now: float) -> list[tuple[int, str]]:
         with self._lock:

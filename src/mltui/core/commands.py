@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mltui.core.errors import MltuiError, UsageError
+from mltui.core.text import safe
 
 PROJECT_FILE = "mltui.toml"
 KINDS = ("train", "eval", "other")
@@ -106,8 +107,11 @@ def load_commands(path: Path) -> dict[str, Command]:
 
 def check_watch_folder(folder: str, where: str) -> None:
     rel = Path(folder)
-    if not folder or rel.is_absolute() or ".." in rel.parts:
+    if not folder or rel.is_absolute() or ".." in rel.parts or folder.startswith("~"):
         raise MltuiError(f"{where}: watched folder {folder!r} must be a path inside the project, without '..'.")
+    if not rel.parts or rel.parts[0] == ".mltui":
+        raise MltuiError(f"{where}: watched folder {folder!r} must be a folder inside the project, not the project "
+                         "itself or its .mltui workspace.")
 
 
 def split_template(template: str) -> list[str]:
@@ -187,7 +191,7 @@ def fill(template: str, params: Mapping[str, Any], name: str = "the command") ->
     missing = [key for key in placeholders(template, name) if key not in params]
     if missing:
         wants = ", ".join(f"-p {key}=VALUE" for key in missing)
-        raise UsageError(f"{name} needs a value for {', '.join('{' + k + '}' for k in missing)}: pass {wants}.")
+        raise UsageError(f"{safe(name)} needs a value for {', '.join('{' + k + '}' for k in missing)}: pass {wants}.")
 
     def one(arg: str) -> str:
         return _FIELD.sub(lambda m: {"{{": "{", "}}": "}"}.get(m.group(0)) or as_text(params[m.group(1)]), arg)
@@ -225,7 +229,7 @@ def resolve_params(command: Command, given: Mapping[str, Any]) -> dict[str, Any]
     unknown = [key for key in given if key not in known]
     if unknown:
         takes = ", ".join(known) or "no params"
-        raise UsageError(f"{command.name} has no param {unknown[0]!r} (it takes {takes}).")
+        raise UsageError(f"{safe(command.name)} has no param {unknown[0]!r} (it takes {safe(takes)}).")
     merged = {**command.params, **given}
     fill(command.template, merged, command.name)  # say now what is missing
     return merged

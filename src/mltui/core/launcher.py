@@ -166,13 +166,37 @@ def launch(ws: Workspace, launch: Launch, wake_queue: bool = True) -> str:
                                 status="queued" if launch.queue else "running", command=launch.argv,
                                 note=launch.note, parent_id=launch.parent_id, cwd=launch.cwd, git=False,
                                 fields=fields, params=launch.params, stem=launch.stem(), conn=conn)
-        if not launch.queue:
-            start_supervisor(ws, run_id, conn)
+        if launch.queue:
+            _keep_environment(ws, run_id)
+        else:
+            try:
+                start_supervisor(ws, run_id, conn)
+            except OSError as exc:  # no processes left (EAGAIN), no memory: the run must not stay "running"
+                _mark_failed(ws, conn, run_id, f"its supervisor could not be started ({exc.strerror or exc})")
+                raise MltuiError(f"Cannot start run {run_id}: {exc.strerror or exc}.") from None
     finally:
         conn.close()
     if launch.queue and wake_queue:
         ensure_worker(ws)
     return run_id
+
+
+ENV_FILE = "env.json"
+
+
+def _keep_environment(ws: Workspace, run_id: str) -> None:
+    """A queued run starts later from the queue worker: keep the submitter's environment (PATH, conda,
+    tokens) for it, in a file only its owner can read, as the store is."""
+    from mltui.core.workspace import write_private
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLTUI_RUN_")}
+    write_private(ws.run_dir(run_id) / ENV_FILE, json.dumps(env), ws.config().file_mode)
+
+
+def _mark_failed(ws: Workspace, conn: sqlite3.Connection, run_id: str, reason: str) -> None:
+    with write_tx(conn, ws.db_path):
+        conn.execute("UPDATE runs SET status = 'failed', reason = ?, ended = ? WHERE id = ?",
+                     (reason, time.time(), run_id))
 
 
 def _detached(argv: list[str], log: Path, cwd: Path) -> subprocess.Popen:

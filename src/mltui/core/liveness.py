@@ -41,10 +41,13 @@ def lost_candidates(conn: sqlite3.Connection, lost_after: float, now: float | No
     """(id, heartbeat, why) for running runs that look dead. Reads only."""
     now = time.time() if now is None else now
     out = []
-    for run_id, host, pid, sup_pid, heartbeat in conn.execute(
-        "SELECT id, host, pid, sup_pid, heartbeat FROM runs WHERE status = 'running'"
+    for run_id, host, pid, sup_pid, heartbeat, spec, created in conn.execute(
+        "SELECT id, host, pid, sup_pid, heartbeat, spec, created FROM runs WHERE status = 'running'"
     ):
-        if sup_pid is not None:
+        if sup_pid is None and pid is None and spec is not None:
+            if now - (heartbeat or created) > lost_after:  # launched, but no supervisor ever said a word
+                out.append((run_id, heartbeat, "its supervisor never started"))
+        elif sup_pid is not None:
             if heartbeat is not None and now - heartbeat > lost_after:
                 out.append((run_id, heartbeat, f"its supervisor stopped sending heartbeats ({int(now - heartbeat)}s ago)"))
             elif host == _host and not pid_alive(sup_pid):

@@ -104,17 +104,27 @@ class Worker:
         if not self.lock():
             return 0
         while True:
-            reap_lost(self.ws, self.conn, self.config.lost_after_seconds)
-            waiting = queued(self.conn)
-            if not waiting or is_paused(self.conn):
-                # Leave, then look once more: a run queued just before we let go of the lock
-                # either shows up now, or its launcher's worker got the lock.
-                self.unlock()
-                if queued(self.conn) and not is_paused(self.conn) and self.lock():
-                    continue
-                return 0
-            self.start_what_fits(waiting)
-            time.sleep(POLL)
+            try:
+                if not self._round(reap_lost):
+                    return 0
+            except Exception as exc:  # a store locked for long, a full disk: wait and try again, never die
+                print(f"queue worker: {type(exc).__name__}: {exc}; trying again", file=sys.stderr, flush=True)
+                time.sleep(POLL * 10)
+                if self._lock_fd is None and not self.lock():
+                    return 0  # it failed between letting go and looking again; another worker has it
+
+    def _round(self, reap_lost) -> bool:
+        """One look at the queue; False when the worker should leave."""
+        reap_lost(self.ws, self.conn, self.config.lost_after_seconds)
+        waiting = queued(self.conn)
+        if not waiting or is_paused(self.conn):
+            # Leave, then look once more: a run queued just before we let go of the lock
+            # either shows up now, or its launcher's worker got the lock.
+            self.unlock()
+            return bool(queued(self.conn) and not is_paused(self.conn) and self.lock())
+        self.start_what_fits(waiting)
+        time.sleep(POLL)
+        return True
 
     def start_what_fits(self, waiting: list[dict]) -> list[str]:
         from contextlib import nullcontext

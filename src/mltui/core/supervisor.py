@@ -49,6 +49,11 @@ def outcome(returncode: int, stop: str | None) -> tuple[str, str]:
 
 def child_env(ws: Workspace, run_id: str, run_dir: Path, gpus: list[int] | None, extra: dict | None) -> dict:
     env = dict(os.environ)
+    try:  # a queued run gets the environment it was submitted from, not the queue worker's
+        with open(run_dir / "env.json", encoding="utf-8") as fh:
+            env = dict(json.load(fh))
+    except (OSError, ValueError):
+        pass
     env.update(extra or {})
     env.update({
         "MLTUI_RUN_ID": run_id,
@@ -193,7 +198,8 @@ class Supervisor:
     def _heartbeat(self, now: float) -> None:
         with write_tx(self.conn, self.ws.db_path):
             self.conn.execute(
-                "UPDATE runs SET heartbeat = ?, status = 'running', reason = NULL "
+                "UPDATE runs SET heartbeat = ?, status = 'running', reason = NULL, "
+                "ended = CASE WHEN status = 'lost' THEN NULL ELSE ended END "
                 "WHERE id = ? AND status IN ('running', 'lost')", (now, self.run_id))
         if self.forwarded is None and self._kill_deadline() is not None:
             self._begin_stop(signal.SIGTERM, now)  # `runs kill` from another host can only leave a note
@@ -206,13 +212,16 @@ class Supervisor:
         self.tail = JsonlTail(self.run_dir / "metrics.jsonl")
         roots = [Root(self.run_dir / "artifacts", "artifacts")]
         for folder in spec.get("watch", []):
-            roots.append(Root(Path(cwd) / folder, folder, since=started - 1.0))
+            roots.append(Root(Path(cwd) / folder, folder, since=started - 1.0, exclude=str(self.ws.root)))
         self.watcher = ArtifactWatcher(roots)
         try:
             self.watcher.start()
-        except Exception as exc:  # inotify limits, a folder we cannot create: the run goes on
+        except Exception as exc:  # inotify limits: the run goes on
             print(f"supervisor: cannot watch artifacts: {exc}", file=sys.stderr, flush=True)
             self.watcher = None
+            return
+        for problem in self.watcher.problems:
+            print(f"supervisor: {problem}", file=sys.stderr, flush=True)
 
     def _collect(self, final: bool = False) -> None:
         from mltui.store import metrics as metric_store
@@ -272,6 +281,8 @@ class Supervisor:
         for attempt in range(5):
             try:
                 self._collect(final=True)
+                while self.tail is not None and self.tail.more:  # the rest of a big file, in bounded steps
+                    self._collect(final=True)
                 break
             except Exception as exc:
                 print(f"supervisor: could not record the last metrics: {exc}", file=sys.stderr, flush=True)
