@@ -43,29 +43,43 @@ def register_verbs(verbs, common: argparse.ArgumentParser) -> None:
 
 class _Writer:
     """Where log text goes: raw bytes into a pipe; on a terminal, whole lines made safe (a line or an
-    escape sequence split across two reads is held until its end arrives)."""
+    escape sequence split across two reads is held until its end arrives; a line longer than
+    HOLD_LIMIT is shown in pieces rather than held without bound)."""
+
+    HOLD_LIMIT = 1 << 20
 
     def __init__(self) -> None:
         self.tty = sys.stdout.isatty()
-        self.held = b""
+        self.held: list[bytes] = []
+        self.held_size = 0
 
     def __call__(self, data: bytes) -> None:
         if not self.tty:
             sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()
             return
+        cut = data.rfind(b"\n")
+        if cut < 0:  # no line ends here: keep it (joined only once its line is complete)
+            self.held.append(data)
+            self.held_size += len(data)
+            if self.held_size > self.HOLD_LIMIT:
+                self.close()
+            return
+        whole = b"".join([*self.held, data[:cut]])
+        self.held, self.held_size = ([data[cut + 1:]], len(data) - cut - 1) if cut + 1 < len(data) else ([], 0)
+        self._show(whole.split(b"\n"))
+
+    def _show(self, lines: list[bytes]) -> None:
         from mltui.core.logfile import clean
 
-        *lines, self.held = (self.held + data).split(b"\n")
-        if lines:
-            sys.stdout.write("".join(clean(line.decode("utf-8", errors="replace")) + "\n" for line in lines))
-            sys.stdout.flush()
+        sys.stdout.write("".join(clean(line.decode("utf-8", errors="replace")) + "\n" for line in lines))
+        sys.stdout.flush()
 
     def close(self) -> None:
-        """Write a last line that never got its newline."""
+        """Write what is held (a last line that never got its newline)."""
         if self.held and self.tty:
-            data, self.held = self.held, b""
-            self(data + b"\n")
+            data, self.held, self.held_size = b"".join(self.held), [], 0
+            self._show([data])
 
 
 def exit_code_of(run: dict) -> int:

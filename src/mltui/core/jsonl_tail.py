@@ -58,7 +58,7 @@ class JsonlTail:
                 if taken >= MAX_READ:
                     self.more = True
                     break
-                chunk = os.read(fd, 1 << 20)
+                chunk = os.read(fd, min(1 << 20, MAX_READ - taken))
                 if not chunk:
                     break
                 chunks.append(chunk)
