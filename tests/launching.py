@@ -28,6 +28,21 @@ def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05, what: str
         time.sleep(interval)
 
 
+async def until(pilot, predicate, timeout: float = 10.0, what: str = "the condition"):
+    """Let a Textual app run until `predicate()` is truthy (returned); AssertionError at the deadline."""
+    import asyncio
+
+    end = time.monotonic() + timeout
+    while True:
+        await pilot.pause()
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
 def _connect(ws) -> sqlite3.Connection:
     return sqlite3.connect(ws.db_path, timeout=10)
 

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import pytest
 from textual.widgets import Static
 
-from launching import kill_workspace_processes, status, wait_for, wait_output
+from launching import kill_workspace_processes, status, until, wait_for, wait_output
 from mltui.core.launcher import Launch, launch
 from mltui.tui.app import create_app
 from mltui.tui.screens.confirm import ConfirmScreen
@@ -25,17 +22,6 @@ def _env(tmp_path, monkeypatch):
         monkeypatch.delenv(var, raising=False)
     yield
     kill_workspace_processes(tmp_path / ".mltui")
-
-
-async def until(pilot, fn, timeout: float = 10.0, what: str = "the condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        await pilot.pause()
-        value = fn()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 def text_of(app, selector: str) -> str:
