@@ -19,6 +19,8 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON (one object per snapshot with --watch)")
     p.add_argument("--watch", type=float, metavar="SECONDS", help="print again every SECONDS until Ctrl-C")
     p.add_argument("--sim-gpus", type=int, metavar="N", help="show N simulated GPUs instead of the real ones")
+    p.add_argument("--visible", action="store_true",
+                   help="only the GPUs CUDA_VISIBLE_DEVICES lets this shell see, in its order")
     p.set_defaults(handler=cmd_gpu)
     verbs = p.add_subparsers(title="verbs", metavar="VERB", parser_class=type(p))
     free = verbs.add_parser("free", parents=[common], help="GPUs with no process and enough free memory",
@@ -58,7 +60,7 @@ def _source(args):
 
 
 def _owners(state) -> dict[int, dict]:
-    """pid -> the run that owns it, where a workspace is found from here."""
+    """pid -> the run that owns it (with "idle" set from the waste report), where a workspace is found."""
     from mltui.core.gpu_owners import owners
 
     pids = [p.pid for g in state.gpus for p in g.processes]
@@ -70,7 +72,22 @@ def _owners(state) -> dict[int, dict]:
         ws = find_workspace()
     except Exception:
         return {}
-    return owners(ws, pids)
+    found = owners(ws, pids)
+    idle = _idle(ws)
+    return {pid: {**run, "idle": idle.get(run["id"])} for pid, run in found.items()}
+
+
+def _idle(ws) -> dict[str, dict]:
+    from contextlib import closing
+
+    from mltui.core.gpu_waste import idle_runs
+    from mltui.store.connection import open_store
+
+    try:
+        with closing(open_store(ws.db_path, readonly=True)) as conn:
+            return idle_runs(conn, window=ws.config().gpu_idle_seconds)
+    except Exception:
+        return {}
 
 
 def _gib(n: int | None) -> str:
@@ -96,18 +113,26 @@ def _print_state(state, owners: dict[int, dict]) -> None:
         prows = []
         for p in procs:
             run = owners.get(p.pid)
+            idle = run.get("idle") if run else None
             prows.append([str(p.gpu), str(p.pid), _gib(p.used_memory) + " GiB",
                           run["id"] if run else "-", safe(run["name"]) if run else "(no run)",
-                          safe(run["user"]) if run and run.get("user") else "-"])
-        print(table(["GPU", "PID", "MEMORY", "RUN", "NAME", "USER"], prows))
+                          safe(run["user"]) if run and run.get("user") else "-",
+                          f"idle {idle['idle_seconds'] / 60:.0f} min" if idle else ""])
+        print(table(["GPU", "PID", "MEMORY", "RUN", "NAME", "USER", "WASTE"], prows))
 
 
 def _as_json(state, owners: dict[int, dict]) -> dict:
     data = state.as_dict()
+    idle: dict[str, dict] = {}
     for gpu in data["gpus"]:
         for proc in gpu["processes"]:
             run = owners.get(proc["pid"])
             proc["run"] = {k: run.get(k) for k in ("id", "name", "user", "status")} if run else None
+            if run:
+                proc["run"]["idle"] = bool(run.get("idle"))
+                if run.get("idle"):
+                    idle[run["id"]] = {"id": run["id"], "name": run["name"], **run["idle"]}
+    data["idle_runs"] = list(idle.values())  # holding GPU memory at near-zero utilisation for a while
     return data
 
 
@@ -119,6 +144,10 @@ def cmd_gpu(args: argparse.Namespace) -> int:
         raise UsageError("--watch takes a number of seconds above 0.")
     while True:
         state = source.snapshot()
+        if args.visible:
+            from mltui.core.gpu import GpuState, visible
+
+            state = GpuState(visible(state.gpus), state.error, state.source, state.taken)
         owners = _owners(state)
         if args.json:
             if args.watch is None:

@@ -22,7 +22,6 @@ from mltui.core.workspace import Workspace
 from mltui.store.connection import open_store, write_tx
 
 TICK = 0.2
-GPU_SAMPLE_SECONDS = 5.0  # how often a run's own GPUs are logged as sys/gpuN/* metrics
 _KILLED_BY = {signal.SIGTERM, signal.SIGINT, signal.SIGKILL, signal.SIGHUP, signal.SIGQUIT}
 
 
@@ -159,7 +158,7 @@ class Supervisor:
                 if now - beat >= self.config.heartbeat_seconds:
                     self._heartbeat(now)
                     beat = now
-                if self.gpus and now - sampled >= GPU_SAMPLE_SECONDS:
+                if self.gpus and now - sampled >= self.config.gpu_sample_seconds:
                     sampled = now
                     self._sample_gpus(now)
             except Exception as exc:  # a busy or failing store: say it, keep the run supervised
@@ -257,7 +256,7 @@ class Supervisor:
         from mltui.store import metrics as metric_store
 
         if self._gpu_source is None:
-            self._gpu_source = open_gpus(self.config.gpu_backend)
+            self._gpu_source = open_gpus(self.config.gpu_backend, workspace=self.ws)
         state = self._gpu_source.snapshot()
         step = self._gpu_samples
         columns: dict[str, tuple[list, list, list]] = {}

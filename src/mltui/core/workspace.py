@@ -41,8 +41,12 @@ kill_grace_seconds = 10.0
 max_parallel = 1
 
 [gpu]
-# Where GPU state comes from: "auto" (NVML when present), "nvml", "sim" (MLTUI_GPU_SIM, e.g. "2x24"), "none".
+# Where GPU state comes from: "auto" (NVML when present), "nvml", "sim:4" (four simulated GPUs), "none".
 backend = "auto"
+# How often a launched run's supervisor logs the run's own GPUs (sys/gpuN/* metrics), in seconds.
+sample_seconds = 5.0
+# A run holding GPU memory under 5% utilisation for this long is flagged as idle (the waste report).
+idle_seconds = 300.0
 
 [keys]
 # Remap any key by its binding id, e.g.:
@@ -58,7 +62,8 @@ class Config:
         self, shared: bool = False, theme: str = "mltui-dark", refresh_seconds: float = 1.0,
         keys: dict[str, str] | None = None, directions: dict[str, str] | None = None,
         heartbeat_seconds: float = 2.0, lost_after_seconds: float = 30.0, kill_grace_seconds: float = 10.0,
-        max_parallel: int = 1, gpu_backend: str = "auto",
+        max_parallel: int = 1, gpu_backend: str = "auto", gpu_sample_seconds: float = 5.0,
+        gpu_idle_seconds: float = 300.0,
     ) -> None:
         self.shared = shared
         self.theme = theme
@@ -70,6 +75,8 @@ class Config:
         self.kill_grace_seconds = kill_grace_seconds
         self.max_parallel = max_parallel
         self.gpu_backend = gpu_backend
+        self.gpu_sample_seconds = gpu_sample_seconds
+        self.gpu_idle_seconds = gpu_idle_seconds
 
     @property
     def dir_mode(self) -> int:
@@ -115,11 +122,17 @@ def parse_config(text: str, source: str = CONFIG_NAME) -> Config:
     max_parallel = queue.get("max_parallel", 1)
     if not isinstance(max_parallel, int) or isinstance(max_parallel, bool) or max_parallel < 1:
         raise MltuiError(f"{source}: 'queue.max_parallel' must be a whole number, 1 or more.")
-    gpu_backend = _section(data, "gpu", source).get("backend", "auto")
-    if gpu_backend not in ("auto", "nvml", "sim", "none"):
-        raise MltuiError(f"{source}: 'gpu.backend' must be one of \"auto\", \"nvml\", \"sim\", \"none\".")
+    gpu = _section(data, "gpu", source)
+    gpu_backend = gpu.get("backend", "auto")
+    if not isinstance(gpu_backend, str) or gpu_backend.partition(":")[0] not in ("auto", "nvml", "sim", "replay", "none"):
+        raise MltuiError(f"{source}: 'gpu.backend' must be \"auto\", \"nvml\", \"sim:N\", \"replay:FILE\" or \"none\".")
+    sample, idle = gpu.get("sample_seconds", 5.0), gpu.get("idle_seconds", 300.0)
+    for key, value in (("sample_seconds", sample), ("idle_seconds", idle)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            raise MltuiError(f"{source}: 'gpu.{key}' must be a positive number of seconds.")
     return Config(shared=shared, theme=theme, refresh_seconds=float(refresh), keys=dict(keys),
-                  directions=dict(directions), max_parallel=max_parallel, gpu_backend=gpu_backend, **numbers)
+                  directions=dict(directions), max_parallel=max_parallel, gpu_backend=gpu_backend,
+                  gpu_sample_seconds=float(sample), gpu_idle_seconds=float(idle), **numbers)
 
 
 def _section(data: dict, name: str, source: str) -> dict:

@@ -22,8 +22,8 @@ from mltui.tui.widgets.keyed_table import Column, KeyedTable
 
 HISTORY = 120  # samples of utilisation kept per GPU for the sparkline
 SPARK = "▁▂▃▄▅▆▇█"
-IDLE_UTIL = 5.0  # % below which a GPU holding memory counts as idle
-IDLE_AFTER = 60.0  # seconds of idling before its processes are flagged
+IDLE_UTIL = 5.0  # % below which a GPU holding memory counts as idle (its processes are flagged after
+# gpu.idle_seconds of it, as in the waste report of `mltui gpu`)
 
 
 @dataclass
@@ -73,6 +73,7 @@ class GpuPane(Vertical, Polling):
         self.snapshot: GpuSnapshot | None = None
         self.history: dict[int, deque] = {}
         self.idle_since: dict[int, float] = {}
+        self.idle_after = ws.config().gpu_idle_seconds
 
     def compose(self) -> ComposeResult:
         yield Static(id="gpu-error")
@@ -154,7 +155,7 @@ class GpuPane(Vertical, Polling):
             out.append(f" {gpu.mem_used / 2**30:4.0f}/{gpu.mem_total / 2**30:.0f}G ")
             out.append_text(self._temp(gpu.temperature))
             out.append_text(self._power(gpu.power, gpu.power_limit))
-            if self.idle_for(gpu.index) >= IDLE_AFTER:
+            if self.idle_for(gpu.index) >= self.idle_after:
                 out.append(" idle", style=colours.get("status-killed", "yellow"))
             if wide:
                 out.append("  " + spark(list(self.history.get(gpu.index, [])), max(0, width - 52 - 3 * bar_w - 12)),
@@ -189,7 +190,7 @@ class GpuPane(Vertical, Polling):
                 mem = "-" if proc.used_memory is None else f"{proc.used_memory / 2**30:.1f}G"
                 name = Text(safe(run["name"])) if run else Text("(no run)", style="dim")
                 idle = Text("idle", style=self.app.theme_variables.get("status-killed", "yellow")) \
-                    if self.idle_for(gpu.index) >= IDLE_AFTER else Text("")
+                    if self.idle_for(gpu.index) >= self.idle_after else Text("")
                 rows.append((f"{gpu.index}:{proc.pid}", [Text(str(gpu.index)), Text(str(proc.pid)), Text(mem),
                                                           name, Text(safe(snap.users.get(proc.pid, "-"))), idle]))
         table.sync(columns, rows, order_column="pid")
