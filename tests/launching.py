@@ -98,7 +98,11 @@ def output(ws, run_id: str) -> str:
 
 
 def wait_output(ws, run_id: str, text: str, timeout: float = 15.0) -> None:
+    """`text` is in the run's output, and the supervisor has recorded the command's pid (a child can print
+    before its supervisor's write of pid/pgid lands)."""
     wait_for(lambda: text in output(ws, run_id), timeout, what=f"{text!r} in the output of {run_id}")
+    wait_for(lambda: row(ws, run_id)["pid"] or status(ws, run_id) != "running", timeout,
+             what=f"the pid of {run_id} in the store")
 
 
 def configure(ws, **settings) -> None:

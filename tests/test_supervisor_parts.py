@@ -198,3 +198,44 @@ def test_a_run_back_from_lost_has_no_end_time(ws):
         os.kill(sup, signal.SIGCONT)
     wait_for(lambda: status(ws, run_id) == "running", 5, what="the supervisor to come back")
     assert row(ws, run_id)["ended"] is None and row(ws, run_id)["reason"] is None
+
+
+def test_kill_never_signals_a_process_that_reused_a_lost_runs_pid(ws):
+    import signal
+    import subprocess
+    import sys
+
+    from mltui.core.liveness import pid_alive, reap_lost
+    from mltui.store.connection import open_store
+
+    run_id = launch(ws, Launch(["python", "-c", SLEEPER]))
+    wait_output(ws, run_id, "ready")
+    before = wait_for(lambda: row(ws, run_id)["pid_start"] and row(ws, run_id), 5, what="the recorded start")
+    os.kill(before["sup_pid"], signal.SIGKILL)
+    os.killpg(before["pgid"], signal.SIGKILL)
+    wait_for(lambda: not pid_alive(before["pid"]) and not pid_alive(before["sup_pid"]), 5)
+    conn = open_store(ws.db_path)
+    try:
+        assert reap_lost(ws, conn) == [run_id]
+        stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+        try:
+            with conn:  # the pid (and group) now belong to someone else, as after pid reuse
+                conn.execute("UPDATE runs SET pid = ?, pgid = ? WHERE id = ?", (stranger.pid, stranger.pid, run_id))
+            with pytest.raises(MltuiError, match="lost"):
+                from mltui.core.launcher import kill_run
+
+                kill_run(ws, run_id, grace=0.5)
+            assert stranger.poll() is None  # untouched
+        finally:
+            stranger.kill()
+            stranger.wait()
+    finally:
+        conn.close()
+
+
+def test_the_command_does_not_inherit_an_ignored_sighup(ws):
+    code = ("import signal; print('ignored' if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN else 'default', "
+            "flush=True)")
+    run_id = launch(ws, Launch(["python", "-c", code]))
+    assert wait_ended(ws, run_id)["status"] == "finished"
+    assert output(ws, run_id) == "default\n"

@@ -236,7 +236,7 @@ def ensure_worker(ws: Workspace) -> None:
 def kill_run(ws: Workspace, run_id: str, grace: float | None = None, wait: float | None = None) -> str:
     """Stop a run: SIGTERM to its group, SIGKILL after `grace` seconds. Returns the status it ends in
     (or 'running' if it has not ended within `wait` seconds)."""
-    from mltui.core.liveness import _host, pid_alive
+    from mltui.core.liveness import _host, pid_alive, same_process
     from mltui.store.runs import get_runs
 
     config = ws.config()
@@ -255,7 +255,7 @@ def kill_run(ws: Workspace, run_id: str, grace: float | None = None, wait: float
                 return "killed"
             run = get_runs(conn, [run_id])[0]
         here = run.get("host") == _host
-        if run["status"] == "lost" and here and run.get("pid") and pid_alive(run["pid"]):
+        if run["status"] == "lost" and here and same_process(run.get("pid"), run.get("pid_start")):
             _kill_unsupervised(ws, conn, run, grace)  # its supervisor died; its command did not
             return "killed"
         if run["status"] != "running":
@@ -269,7 +269,7 @@ def kill_run(ws: Workspace, run_id: str, grace: float | None = None, wait: float
                 return wait_for_end(conn, run_id, 5.0)
         if run.get("sup_pid") and here and pid_alive(run["sup_pid"]):
             os.kill(run["sup_pid"], signal.SIGTERM)
-        elif here and run.get("pid") and pid_alive(run["pid"]):
+        elif here and same_process(run.get("pid"), run.get("pid_start")):
             _kill_unsupervised(ws, conn, run, grace)
         elif not here:
             pass  # its supervisor sees the request at its next heartbeat

@@ -37,6 +37,24 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
+def process_start(pid: int | None) -> int | None:
+    """When `pid` started (clock ticks since boot, /proc/<pid>/stat field 22); None if unknown or gone."""
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return int(fh.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def same_process(pid: int | None, started: int | None) -> bool:
+    """Whether `pid` is alive and still the process that started at `started` (not a reused pid)."""
+    if not pid_alive(pid):
+        return False
+    return started is None or process_start(pid) in (None, started)
+
+
 def lost_candidates(conn: sqlite3.Connection, lost_after: float, now: float | None = None) -> list[tuple]:
     """(id, heartbeat, why) for running runs that look dead. Reads only."""
     now = time.time() if now is None else now

@@ -89,7 +89,6 @@ class Supervisor:
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a dropped SSH session is not a reason to stop
         row = self.conn.execute(
             "SELECT command, cwd, spec, gpus, status FROM runs WHERE id = ?", (self.run_id,)
         ).fetchone()
@@ -125,12 +124,16 @@ class Supervisor:
             self._finish("failed", message, code, started)
             return 0
         os.close(fd)
+        # after the spawn, so the command does not inherit it: a dropped SSH session is no reason to stop
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         pid = self.child.pid
+        from mltui.core.liveness import process_start
+
         with write_tx(self.conn, self.ws.db_path):
             self.conn.execute(
                 "UPDATE runs SET status = 'running', pid = ?, pgid = ?, sup_pid = ?, started = ?, heartbeat = ?, "
-                "host = ?, user = ? WHERE id = ?",
-                (pid, pid, os.getpid(), started, started, _host(), _user(), self.run_id),
+                "host = ?, user = ?, pid_start = ? WHERE id = ?",
+                (pid, pid, os.getpid(), started, started, _host(), _user(), process_start(pid), self.run_id),
             )
         fingerprint = threading.Thread(target=self._fingerprint, args=(argv, cwd, spec), daemon=True)
         fingerprint.start()  # off the start's critical path; a short run still waits for it below

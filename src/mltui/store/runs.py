@@ -16,7 +16,7 @@ RUN_COLUMNS = (
     "id", "name", "kind", "status", "command", "cwd", "host", "user", "pid", "pgid", "gpus",
     "git_commit", "git_dirty", "python", "env_hash", "parent_id", "created", "started", "ended",
     "heartbeat", "exit_code", "run_dir", "note", "bad_lines",
-    "sup_pid", "reason", "spec", "rerun_of", "fingerprint", "kill_requested",
+    "sup_pid", "reason", "spec", "rerun_of", "fingerprint", "kill_requested", "pid_start",
 )
 STATUSES = ("queued", "running", "finished", "failed", "killed", "lost")
 ACTIVE = ("queued", "running")

@@ -108,6 +108,9 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE runs ADD COLUMN kill_requested REAL",
         "ALTER TABLE artifacts ADD COLUMN location TEXT",
     ],
+    [  # 4: when the command's process started, so a reused pid is never taken for it
+        "ALTER TABLE runs ADD COLUMN pid_start INTEGER",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
