@@ -67,7 +67,10 @@ class MainScreen(Screen):
             self.compare_pane.focus()
             self.compare_pane.poll_now(force=True)
         elif pane == "gpus":
-            self.query_one("#gpu-procs").focus()
+            table = self.query_one("#gpu-procs")
+            # deferred, and only if still shown: focusing inside a tab makes it the active tab, which must
+            # not undo a switch made in between (a palette command that goes on to the Runs pane)
+            self.call_after_refresh(lambda: self.query_one(TabbedContent).active == "gpus" and table.focus())
             self.query_one(GpuPane).poll_now(force=True)
 
     def compare(self, view: View) -> None:
