@@ -125,8 +125,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                        gpu_mem=args.gpu_mem, parent_id=parent) for combo in grid]  # every one checked first
     from mltui.core.launcher import ensure_worker
 
-    ids = [launch(ws, one, wake_queue=False) for one in launches]
-    ensure_worker(ws)
+    ids: list[str] = []
+    try:
+        for one in launches:
+            ids.append(launch(ws, one, wake_queue=False))
+    finally:
+        if ids:  # what was queued before a failure still gets a worker
+            ensure_worker(ws)
     if args.json:
         print_json([{"id": run_id, "params": one.params} for run_id, one in zip(ids, launches)])
         return 0
