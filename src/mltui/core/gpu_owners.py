@@ -35,10 +35,12 @@ def _run_id_in_env(pid: int) -> str | None:
 
 
 def _pgrp(pid: int) -> int | None:
+    from mltui.core.liveness import proc_stat
+
+    fields = proc_stat(pid)
     try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return int(fh.read().rsplit(b")", 1)[1].split()[2])
-    except (OSError, IndexError, ValueError):
+        return int(fields[2]) if fields else None
+    except (IndexError, ValueError):
         return None
 
 

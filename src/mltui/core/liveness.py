@@ -19,6 +19,16 @@ from mltui.core.workspace import Workspace
 _host = socket.gethostname()
 
 
+def proc_stat(pid: int | str) -> list[bytes] | None:
+    """The fields of /proc/<pid>/stat after the command name (state first, then ppid, pgrp, ...);
+    None when the process is gone or /proc cannot say."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def pid_alive(pid: int | None) -> bool:
     """Whether `pid` is a live (not zombie) process on this host."""
     if not pid or pid <= 0:
@@ -29,22 +39,16 @@ def pid_alive(pid: int | None) -> bool:
         return False
     except PermissionError:
         return True  # someone else's process: it exists
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            state = fh.read().rsplit(b")", 1)[1].split()[0]
-        return state not in (b"Z", b"X")
-    except (OSError, IndexError):
-        return True
+    fields = proc_stat(pid)
+    return not fields or fields[0] not in (b"Z", b"X")
 
 
 def process_start(pid: int | None) -> int | None:
     """When `pid` started (clock ticks since boot, /proc/<pid>/stat field 22); None if unknown or gone."""
-    if not pid:
-        return None
+    fields = proc_stat(pid) if pid else None
     try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return int(fh.read().rsplit(b")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
+        return int(fields[19]) if fields else None
+    except (IndexError, ValueError):
         return None
 
 

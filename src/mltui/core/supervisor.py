@@ -127,13 +127,14 @@ class Supervisor:
         # after the spawn, so the command does not inherit it: a dropped SSH session is no reason to stop
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         pid = self.child.pid
-        from mltui.core.liveness import process_start
+        from mltui.core.liveness import _host, process_start
+        from mltui.core.run_records import _user
 
         with write_tx(self.conn, self.ws.db_path):
             self.conn.execute(
                 "UPDATE runs SET status = 'running', pid = ?, pgid = ?, sup_pid = ?, started = ?, heartbeat = ?, "
                 "host = ?, user = ?, pid_start = ? WHERE id = ?",
-                (pid, pid, os.getpid(), started, started, _host(), _user(), process_start(pid), self.run_id),
+                (pid, pid, os.getpid(), started, started, _host, _user(), process_start(pid), self.run_id),
             )
         fingerprint = threading.Thread(target=self._fingerprint, args=(argv, cwd, spec), daemon=True)
         fingerprint.start()  # off the start's critical path; a short run still waits for it below
@@ -348,36 +349,17 @@ def group_alive(pgid: int) -> bool:
         os.killpg(pgid, 0)
     except (ProcessLookupError, PermissionError):
         return False
+    from mltui.core.liveness import proc_stat
+
     try:
         entries = os.listdir("/proc")
     except OSError:
         return True
     for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                fields = fh.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+        fields = proc_stat(entry) if entry.isdigit() else None
+        if fields and len(fields) > 2 and fields[2] == str(pgid).encode() and fields[0] not in (b"Z", b"X"):
             return True
     return False
-
-
-def _host() -> str:
-    import socket
-
-    return socket.gethostname()
-
-
-def _user() -> str:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except Exception:
-        return str(os.getuid())
 
 
 def main(argv: list[str] | None = None) -> int:

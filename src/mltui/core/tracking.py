@@ -19,7 +19,7 @@ from mltui.core.workspace import Workspace, find_workspace
 from mltui.store import metrics as metric_store
 from mltui.store import runs as run_store
 from mltui.store.connection import open_store, write_tx
-from mltui.core.run_records import _git_state, _user, create_run  # noqa: F401  (re-exported)
+from mltui.core.run_records import create_run  # noqa: F401  (re-exported: mltui.core.tracking.create_run)
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (import mltui stays lean)
 
 if TYPE_CHECKING:

@@ -103,7 +103,7 @@ def parse_config(text: str, source: str = CONFIG_NAME) -> Config:
         raise MltuiError(f"{source}: 'shared' must be true or false.")
     if not isinstance(theme, str):
         raise MltuiError(f"{source}: 'theme' must be a name in quotes.")
-    if not isinstance(refresh, (int, float)) or isinstance(refresh, bool) or refresh <= 0:
+    if not _is_number(refresh) or refresh <= 0:
         raise MltuiError(f"{source}: 'tui.refresh_seconds' must be a positive number.")
     if not isinstance(keys, dict) or not all(isinstance(v, str) for v in keys.values()):
         raise MltuiError(f"{source}: every entry under [keys] must be a string of keys.")
@@ -115,7 +115,7 @@ def parse_config(text: str, source: str = CONFIG_NAME) -> Config:
     numbers = {}
     for key, default in (("heartbeat_seconds", 2.0), ("lost_after_seconds", 30.0), ("kill_grace_seconds", 10.0)):
         value = runs.get(key, default)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+        if not _is_number(value) or value < 0:
             raise MltuiError(f"{source}: 'runs.{key}' must be a number of seconds, 0 or more.")
         numbers[key] = float(value)
     queue = _section(data, "queue", source)
@@ -128,11 +128,16 @@ def parse_config(text: str, source: str = CONFIG_NAME) -> Config:
         raise MltuiError(f"{source}: 'gpu.backend' must be \"auto\", \"nvml\", \"sim:N\", \"replay:FILE\" or \"none\".")
     sample, idle = gpu.get("sample_seconds", 5.0), gpu.get("idle_seconds", 300.0)
     for key, value in (("sample_seconds", sample), ("idle_seconds", idle)):
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+        if not _is_number(value) or value <= 0:
             raise MltuiError(f"{source}: 'gpu.{key}' must be a positive number of seconds.")
     return Config(shared=shared, theme=theme, refresh_seconds=float(refresh), keys=dict(keys),
                   directions=dict(directions), max_parallel=max_parallel, gpu_backend=gpu_backend,
                   gpu_sample_seconds=float(sample), gpu_idle_seconds=float(idle), **numbers)
+
+
+def _is_number(value: object) -> bool:
+    """An int or float from TOML (true/false are ints to Python, not numbers to a config)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _section(data: dict, name: str, source: str) -> dict:
