@@ -6,10 +6,13 @@ Polls never overlap (one worker group, one timer), and a pane that is not on scr
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState
+
+if TYPE_CHECKING:
+    from mltui.core.store_watch import StoreReader
 
 
 class Polling:
@@ -22,6 +25,7 @@ class Polling:
     _poll_error: str | None = None
     _poll_worker: Worker | None = None
     _poll_lock: threading.Lock | None = None
+    reader: StoreReader | None = None  # a pane that reads the store sets this; polls hold it in use
 
     def collect(self, force: bool) -> Any:
         """Runs in a thread: return a snapshot, or None when nothing changed."""
@@ -56,9 +60,18 @@ class Polling:
         )
 
     def _collect_alone(self, force: bool) -> Any:
+        from mltui.core.store_watch import ReaderClosed
+
         assert self._poll_lock is not None
+        reader = self.reader
         with self._poll_lock:  # a superseded worker may still be running: never two on one connection
-            return self.collect(force)
+            if reader is None:
+                return self.collect(force)
+            try:
+                with reader.in_use():  # the pane's unmount waits for this before closing the connection
+                    return self.collect(force)
+            except ReaderClosed:
+                return None  # the pane went away while this poll waited
 
     def _schedule(self, delay: float | None = None) -> None:
         if self._poll_timer is not None:
@@ -68,6 +81,8 @@ class Polling:
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group != self.poll_group or event.worker is not self._poll_worker:
             return  # another group's worker, or a superseded poll: its result is stale
+        if not self.is_attached:  # type: ignore[attr-defined]
+            return  # the pane was removed while its last poll ran
         if event.state == WorkerState.SUCCESS:
             self._poll_error = None
             try:
