@@ -223,7 +223,8 @@ def test_show_by_unique_prefix(populated, cli):
 def test_show_json(populated, cli):
     run_id = populated["resnet-adam-1"]
     got = ok_json(cli("runs", "show", unique_prefix(populated, "resnet-adam-1"), "--json"))
-    assert set(got) == FIELDS | {"artifacts"}
+    assert set(got) == FIELDS | {"artifacts", "data"}
+    assert got["data"] == []  # no dataset versions recorded for this run
     assert got["id"] == run_id and got["name"] == "resnet-adam-1"
     assert got["params"]["lr"] == 0.001
     assert got["metrics"]["loss"]["count"] == 3

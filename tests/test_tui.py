@@ -521,8 +521,13 @@ async def test_number_keys_switch_tabs_with_plain_placeholders(tui_ws, tui_runs)
                 break
             await pilot.pause(0.05)
         assert str(error.render()).strip().endswith(".") or str(cards.render()).strip()
-        for key, pane, opening in [("3", "datasets", "Datasets are coming."),
-                                   ("5", "models", "Models are coming.")]:
+        await pilot.press("3")  # the Datasets pane: with no datasets, what to do to get one
+        await tui_wait(pilot, lambda: app.screen.query_one("#data-empty").display)
+        assert tabs.active == "datasets"
+        empty = app.screen.query_one("#data-empty", Static)
+        assert str(empty.render()).startswith("No datasets yet.") and "mltui data add" in str(empty.render())
+        assert empty.region.width > 0
+        for key, pane, opening in [("5", "models", "Models are coming.")]:
             await pilot.press(key)
             await pilot.pause(0.05)
             assert tabs.active == pane

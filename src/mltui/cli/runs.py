@@ -131,6 +131,11 @@ def cmd_show(args: argparse.Namespace) -> int:
         print("\nartifacts")
         print(table(["PATH", "SIZE", "SHA256"],
                     [[a["path"], str(a["size"]), (a["sha256"] or "")[:12]] for a in run["artifacts"]]))
+    if run["data"]:
+        print("\ndata")
+        print(table(["DATASET", "VERSION", "HOW", "NOTE"],
+                    [[d["dataset"], f"v{d['seq']} {d['version'][:12]}" if d["seq"] else d["version"][:12], d["how"],
+                      "changed on disk during the run" if d["changed"] else ""] for d in run["data"]]))
     return 0
 
 

@@ -46,6 +46,7 @@ def build_demo(where: str | Path, n_runs: int = 24, seed: int = 7) -> tuple[Work
     ws, _ = init_workspace(where)
     now = time.time()
     running: list[str] = []
+    made: list[str] = []
     for i in range(n_runs):
         model, difficulty = MODELS[i % len(MODELS)]
         lr = rng.choice([3e-4, 1e-3, 3e-3, 1e-2])
@@ -56,6 +57,7 @@ def build_demo(where: str | Path, n_runs: int = 24, seed: int = 7) -> tuple[Work
         steps = rng.choice([300, 500, 800])
         run_id = create_run(ws, name=f"{model}-{opt}-lr{lr:g}", kind="train", status="running",
                             command=["python", "train.py", "--model", model, "--lr", str(lr)], created=created)
+        made.append(run_id)
         run = Run(ws, run_id, attached=True, batch_size=50_000, flush_interval=0)
         run.log_params({"model": model, "lr": lr, "optimizer": opt, "batch_size": batch,
                         "epochs": steps // 100, "weight_decay": rng.choice([0.0, 0.01, 0.05]),
@@ -79,6 +81,9 @@ def build_demo(where: str | Path, n_runs: int = 24, seed: int = 7) -> tuple[Work
                                          note="loss went NaN at step %d" % int(upto * 0.8) if fate == "failed" else None)
         finally:
             conn.close()
+    from mltui.core.demo_data import build_datasets
+
+    build_datasets(ws, made)
     return ws, running
 
 

@@ -57,12 +57,16 @@ def attach_details(conn: sqlite3.Connection, runs: list[dict]) -> None:
 
 
 def get_run(conn: sqlite3.Connection, prefix: str) -> dict:
-    """One run in full (params, tags, metric summary, artifacts), found by id or unique id prefix."""
+    """One run in full (params, tags, metric summary, artifacts, the dataset versions it used), found by id
+    or unique id prefix."""
     run_id = run_store.resolve_id(conn, prefix)
     runs = run_store.get_runs(conn, [run_id])
     attach_details(conn, runs)
     run = runs[0]
     run["artifacts"] = run_store.artifacts_for(conn, run_id)
+    from mltui.core.lineage import inputs_of
+
+    run["data"] = inputs_of(conn, run_id)
     return run
 
 

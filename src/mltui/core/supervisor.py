@@ -142,6 +142,7 @@ class Supervisor:
         returncode = self._loop()
         self._wrap_up(returncode, started)
         fingerprint.join(timeout=30)
+        self._recheck_inputs()
         return 0
 
     def _loop(self) -> int:
@@ -336,10 +337,28 @@ class Supervisor:
                         "WHERE id = ?",
                         (fp.get("git_commit"), fp.get("git_dirty"), fp.get("python"), fp.get("packages_hash"),
                          json.dumps(fp), self.run_id))
+                self._record_inputs(conn, argv, cwd, spec)
             finally:
                 conn.close()
         except Exception as exc:
             print(f"supervisor: no environment fingerprint: {exc}", file=sys.stderr, flush=True)
+
+    # -- lineage: the dataset versions the command names --------------------------------------------
+    def _record_inputs(self, conn, argv: list[str], cwd: str, spec: dict) -> None:
+        from mltui.core.lineage import from_params
+
+        try:
+            from_params(self.ws, conn, self.run_id, spec.get("params") or {}, argv, cwd)
+        except Exception as exc:
+            print(f"supervisor: could not record the run's datasets: {exc}", file=sys.stderr, flush=True)
+
+    def _recheck_inputs(self) -> None:
+        from mltui.core.lineage import recheck
+
+        try:
+            recheck(self.ws, self.conn, self.run_id)
+        except Exception as exc:
+            print(f"supervisor: could not check the run's datasets again: {exc}", file=sys.stderr, flush=True)
 
 
 def group_alive(pgid: int) -> bool:

@@ -30,3 +30,15 @@ def age(ts: float | None, now: float | None = None) -> str:
     import time
 
     return "-" if ts is None else span((time.time() if now is None else now) - ts)
+
+
+def size(n: int | None) -> str:
+    """A byte count for people: 812 B, 4.2 KB, 1.3 GB (powers of 1000, like du --si)."""
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(value) < 1000 or unit == "TB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} PB"

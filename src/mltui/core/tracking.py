@@ -215,6 +215,20 @@ class Run:
             )
         return dest
 
+    # -- data ----------------------------------------------------------------------------
+    def use_dataset(self, spec: str) -> str:
+        """Record that this run learns from a dataset version and return its id.
+
+        `spec` is a dataset name (its folder is checked now: the version it holds is recorded, and
+        data that matches no recorded version is flagged), NAME@version (that version), or a path
+        inside a registered dataset's folder. Run `mltui data add` first to register the data.
+        """
+        from mltui.core.lineage import use
+
+        self._check_open()
+        with self._db_lock:
+            return use(self.workspace, self._conn, self.id, spec)["version"]
+
     # -- ending --------------------------------------------------------------------------
     def finish(self, status: str | None = None, exit_code: int | None = None) -> None:
         """Flush and close. A run we created gets its final status; an attached one is left to its supervisor.
@@ -230,6 +244,7 @@ class Run:
             try:
                 self.flush()
                 if not self.attached:
+                    self._recheck_inputs()
                     final = status or ("failed" if self._failed else "finished")
                     with write_tx(self._conn, self.workspace.db_path):
                         run_store.update_run(self._conn, self.id, status=final, ended=_time(), exit_code=exit_code)
@@ -242,6 +257,19 @@ class Run:
             self._wake.set()
             self._conn.close()
             _live_runs.discard(self)
+
+    def _recheck_inputs(self) -> None:
+        """Flag datasets that changed on disk while this run used them (a launched run's supervisor
+        does this for it)."""
+        if self._conn.execute("SELECT 1 FROM run_inputs WHERE run_id = ? AND path IS NOT NULL LIMIT 1",
+                              (self.id,)).fetchone() is None:
+            return
+        from mltui.core.lineage import recheck
+
+        try:
+            recheck(self.workspace, self._conn, self.id)
+        except Exception:
+            pass  # a flag that could not be set is not worth losing the run's end over
 
     @property
     def finished(self) -> bool:

@@ -111,6 +111,65 @@ MIGRATIONS: list[list[str]] = [
     [  # 4: when the command's process started, so a reused pid is never taken for it
         "ALTER TABLE runs ADD COLUMN pid_start INTEGER",
     ],
+    [  # 5: dataset versions, their files, the stat cache that skips unchanged files, profiles, lineage
+        """CREATE TABLE datasets (
+            name TEXT PRIMARY KEY,
+            created REAL NOT NULL
+        ) WITHOUT ROWID""",
+        # id is the sha256 of the manifest: the same bytes under the same paths give the same id
+        """CREATE TABLE dataset_versions (
+            dataset TEXT NOT NULL REFERENCES datasets(name) ON DELETE CASCADE,
+            id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            parent TEXT,
+            source TEXT,
+            message TEXT,
+            user TEXT,
+            created REAL NOT NULL,
+            files INTEGER NOT NULL,
+            bytes INTEGER NOT NULL,
+            stored INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (dataset, id),
+            UNIQUE (dataset, seq)
+        ) WITHOUT ROWID""",
+        # path is the raw file name bytes (any name a filesystem allows); kind: file, link or dir
+        """CREATE TABLE dataset_files (
+            version TEXT NOT NULL,
+            path BLOB NOT NULL,
+            kind TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            sha256 TEXT,
+            target BLOB,
+            PRIMARY KEY (version, path)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX dataset_files_sha ON dataset_files(sha256)",
+        """CREATE TABLE hash_cache (
+            path BLOB PRIMARY KEY,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            inode INTEGER NOT NULL,
+            sha256 TEXT NOT NULL
+        ) WITHOUT ROWID""",
+        # keyed by the file's sha256: the profile of the same bytes is the same profile
+        """CREATE TABLE dataset_profiles (
+            sha256 TEXT NOT NULL,
+            format TEXT NOT NULL,
+            profile TEXT NOT NULL,
+            created REAL NOT NULL,
+            PRIMARY KEY (sha256, format)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE run_inputs (
+            run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            dataset TEXT NOT NULL,
+            version TEXT NOT NULL,
+            how TEXT NOT NULL,
+            path TEXT,
+            recorded REAL NOT NULL,
+            changed INTEGER,
+            PRIMARY KEY (run_id, dataset, version)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX run_inputs_version ON run_inputs(dataset, version)",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

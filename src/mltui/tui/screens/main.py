@@ -11,6 +11,7 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane
 from mltui.core.workspace import Workspace
 from mltui.core.views import View
 from mltui.tui.screens.compare_pane import ComparePane
+from mltui.tui.screens.datasets_pane import DatasetsPane
 from mltui.tui.screens.gpu_pane import GpuPane
 from mltui.tui.screens.runs_pane import RunsPane
 
@@ -18,9 +19,7 @@ PANES = [
     # id, title, key, what will appear there (placeholders until their features land)
     ("runs", "Runs", "1", None),
     ("compare", "Compare", "2", None),
-    ("datasets", "Datasets", "3",
-     "Datasets are coming. Here you will see each dataset's versions, the files and column profiles of a "
-     "version, the drift between two versions, and which runs learned from which bytes."),
+    ("datasets", "Datasets", "3", None),
     ("gpus", "GPUs", "4", None),
     ("models", "Models", "5",
      "Models are coming. Here you will see registered model versions with their stages and aliases, and "
@@ -48,6 +47,8 @@ class MainScreen(Screen):
                         yield RunsPane(self.ws, self.refresh_seconds, id="runs-pane")
                     elif pane == "compare":
                         yield ComparePane(self.ws, self.refresh_seconds, self.directions, id="compare-pane")
+                    elif pane == "datasets":
+                        yield DatasetsPane(self.ws, self.refresh_seconds, id="datasets-pane")
                     elif pane == "gpus":
                         yield GpuPane(self.ws, self.refresh_seconds, id="gpu-pane")
                     else:
@@ -66,11 +67,13 @@ class MainScreen(Screen):
         elif pane == "compare":
             self.compare_pane.focus()
             self.compare_pane.poll_now(force=True)
+        elif pane == "datasets":
+            self._focus_in("datasets", "#datasets-pane")  # it passes the focus on to its versions table
+            self.query_one(DatasetsPane).poll_now(force=True)
         elif pane == "gpus":
-            table = self.query_one("#gpu-procs")
             # deferred, and only if still shown: focusing inside a tab makes it the active tab, which must
             # not undo a switch made in between (a palette command that goes on to the Runs pane)
-            self.call_after_refresh(lambda: self.query_one(TabbedContent).active == "gpus" and table.focus())
+            self._focus_in("gpus", "#gpu-procs")
             self.query_one(GpuPane).poll_now(force=True)
 
     def compare(self, view: View) -> None:
@@ -89,6 +92,21 @@ class MainScreen(Screen):
         elif event.pane.id == "gpus":
             pane = self.query_one(GpuPane)
             pane.call_after_refresh(pane.poll_now, True)
+        elif event.pane.id == "datasets":
+            data = self.query_one(DatasetsPane)
+            data.call_after_refresh(data.poll_now, True)
+
+    def _focus_in(self, pane: str, selector: str) -> None:
+        """Focus a widget of a tab once it is shown, and only if it still is (see action_show_pane)."""
+        widget = self.query_one(selector)
+
+        def focus() -> None:
+            # App.set_focus at once, not Widget.focus (which defers again): the check and the focus must
+            # happen together, or a later switch of tab could be undone by a focus landing after it
+            if self.query_one(TabbedContent).active == pane:
+                self.app.set_focus(widget)
+
+        self.call_after_refresh(focus)
 
     @property
     def compare_pane(self) -> ComparePane:

@@ -153,6 +153,13 @@ def _info_table(run: dict) -> Table:
     for key, value in fields:
         if value:
             grid.add_row(key, plain(value))
+    if run.get("data"):
+        section("data")
+        for d in run["data"]:
+            note = Text(f"v{d['seq']} · {d['how']}" if d["seq"] else d["how"], style="dim")
+            if d["changed"]:
+                note.append(" · changed on disk during the run", style="bold")
+            grid.add_row(plain(d["label"], 36), note)
     if run.get("artifacts"):
         section("artifacts")
         for art in run["artifacts"]:

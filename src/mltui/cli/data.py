@@ -1,0 +1,341 @@
+"""`mltui data add|list|log|show|files|diff|profile|drift|checkout|verify|gc`."""
+
+from __future__ import annotations
+
+import argparse
+from contextlib import closing
+
+from mltui.cli.output import age, print_json, safe, table
+from mltui.core.text import size
+
+SPEC_HELP = "NAME, NAME@latest, NAME@~1 (one before the latest), NAME@v3 (the third) or NAME@<id prefix>"
+
+
+def register(sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("data", parents=[common], help="dataset versions: add, diff, drift, checkout, lineage",
+                       description="Version data like code. Each version's id is the sha256 of its manifest "
+                       "(paths, sizes, hashes): the same bytes give the same id. Versions are named " + SPEC_HELP + ".")
+    verbs = p.add_subparsers(title="verbs", metavar="VERB", required=True, parser_class=type(p))
+
+    def verb(name: str, text: str, handler, description: str | None = None):
+        v = verbs.add_parser(name, parents=[common], help=text, description=description or text)
+        v.add_argument("--json", action="store_true", help="print JSON")
+        v.set_defaults(handler=handler)
+        return v
+
+    add = verb("add", "record a version of a file or folder", cmd_add,
+               "Hash every file under PATH (on every core; files unchanged since they were last hashed are "
+               "skipped) and record a version of dataset NAME. Unchanged data adds no version. Symbolic links "
+               "are recorded as links and never followed.")
+    add.add_argument("path", metavar="PATH", help="a file or folder")
+    add.add_argument("--name", "-n", required=True, help="the dataset's name (letters, digits, . _ -)")
+    add.add_argument("-m", "--message", help="what changed in this version")
+    add.add_argument("--store", action="store_true",
+                     help="also copy the bytes into .mltui/cache/, so the version can be checked out later")
+    verb("list", "datasets with their latest version", cmd_list)
+    log = verb("log", "a dataset's versions, newest first", cmd_log)
+    log.add_argument("name", metavar="NAME")
+    show = verb("show", "a version: its summary, its tables and the runs that used it", cmd_show)
+    show.add_argument("spec", metavar="NAME@VERSION", help=SPEC_HELP)
+    fl = verb("files", "the files of a version", cmd_files)
+    fl.add_argument("spec", metavar="NAME@VERSION", help=SPEC_HELP)
+    df = verb("diff", "files added, removed, modified and renamed from A to B", cmd_diff)
+    df.add_argument("a", metavar="A", help="the older version (" + SPEC_HELP + ")")
+    df.add_argument("b", metavar="B", help="the newer version")
+    pr = verb("profile", "rows, schema and per-column statistics of a table (CSV, TSV, Parquet, JSON lines)",
+              cmd_profile)
+    pr.add_argument("spec", metavar="NAME@VERSION", help=SPEC_HELP)
+    pr.add_argument("--file", metavar="PATH", help="which table, when the version holds several")
+    dr = verb("drift", "how the columns of B's tables moved from A's, most drifted first", cmd_drift,
+              "Compare the tables of two versions column by column: schema changes, the population stability "
+              "index (PSI, over A's deciles) and the Kolmogorov–Smirnov statistic for numbers, share changes for "
+              "categories. PSI above 0.25 is usually read as a major shift, 0.1 to 0.25 as a moderate one.")
+    dr.add_argument("a", metavar="A", help="the reference version")
+    dr.add_argument("b", metavar="B", help="the version compared with it")
+    dr.add_argument("--file", metavar="PATH", help="compare only this table")
+    co = verb("checkout", "restore a version into a new folder, verifying every byte", cmd_checkout)
+    co.add_argument("spec", metavar="NAME@VERSION", help=SPEC_HELP)
+    co.add_argument("dest", metavar="DEST", help="a new (or empty) folder")
+    co.add_argument("--link", choices=("auto", "reflink", "hardlink", "copy"), default="auto",
+                    help="auto: reflink where the filesystem can, else copy (default); hardlink: read-only files "
+                    "sharing the cache's bytes (fast, no extra space)")
+    ve = verb("verify", "check that the cache holds every byte of a version", cmd_verify)
+    ve.add_argument("spec", metavar="NAME@VERSION", help=SPEC_HELP)
+    gc = verb("gc", "remove cached bytes no version needs", cmd_gc)
+    gc.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
+
+
+def _open(write: bool = False):
+    from mltui.core.workspace import open_workspace
+
+    return open_workspace(write=write)
+
+
+def _version_dict(v) -> dict:
+    return v.as_dict() if v is not None else None
+
+
+# -- add ------------------------------------------------------------------------------------------
+def cmd_add(args: argparse.Namespace) -> int:
+    from mltui.cli.progress import progress_bar
+    from mltui.core.datasets import add
+
+    ws, conn = _open(write=True)
+    with closing(conn), progress_bar("hashing") as bar:
+        result = add(ws, conn, args.path, args.name, args.message, store=args.store, progress=bar)
+    v = result.version
+    if args.json:
+        print_json({"version": _version_dict(v), "created": result.created, "hashed_files": result.hashed_files,
+                    "hashed_bytes": result.hashed_bytes, "unchanged_files": result.cached_files,
+                    "seconds": round(result.seconds, 3)})
+        return 0
+    what = "new version" if result.created else "unchanged; already version"
+    print(f"{safe(v.label)}  ({what} {v.seq}): {v.files:,} files, {size(v.bytes)}"
+          + ("" if not args.store else ", stored in the cache"))
+    print(f"hashed {result.hashed_files:,} files ({size(result.hashed_bytes)}), {result.cached_files:,} unchanged, "
+          f"in {result.seconds:.2f} s")
+    return 0
+
+
+# -- reading --------------------------------------------------------------------------------------
+def cmd_list(args: argparse.Namespace) -> int:
+    from mltui.core.datasets import list_datasets
+
+    _, conn = _open()
+    with closing(conn):
+        found = list_datasets(conn)
+    if args.json:
+        print_json([{**d, "latest": _version_dict(d["latest"])} for d in found])
+        return 0
+    if not found:
+        print("No datasets yet; `mltui data add PATH --name NAME` records one.")
+        return 0
+    print(table(["NAME", "VERSIONS", "LATEST", "FILES", "SIZE", "ADDED", "MESSAGE"],
+                [[d["name"], str(d["versions"]), f"v{d['latest'].seq} {d['latest'].id[:12]}", f"{d['latest'].files:,}",
+                  size(d["latest"].bytes), age(d["latest"].created), d["latest"].message or ""]
+                 for d in found if d["latest"]]))
+    return 0
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    from mltui.core.datasets import versions
+
+    _, conn = _open()
+    with closing(conn):
+        history = versions(conn, args.name)
+    if args.json:
+        print_json([v.as_dict() for v in history])
+        return 0
+    print(table(["VERSION", "ID", "FILES", "SIZE", "STORED", "ADDED", "USER", "MESSAGE"],
+                [[f"v{v.seq}", v.id[:12], f"{v.files:,}", size(v.bytes), "yes" if v.stored else "no",
+                  age(v.created), v.user or "-", v.message or ""] for v in history]))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from mltui.core.data_tables import tables
+    from mltui.core.datasets import resolve
+    from mltui.core.hashing import show
+    from mltui.core.lineage import runs_using
+
+    _, conn = _open()
+    with closing(conn):
+        v = resolve(conn, args.spec)
+        runs = runs_using(conn, v.dataset, v.id)
+        found = [show(e.path) for e in tables(conn, v)]
+    if args.json:
+        print_json({"version": v.as_dict(), "tables": found, "runs": runs})
+        return 0
+    print(f"{safe(v.label)}  version {v.seq} of {safe(v.dataset)}")
+    print(f"  id       {v.id}")
+    print(f"  files    {v.files:,} ({size(v.bytes)}), {'stored in the cache' if v.stored else 'not stored'}")
+    print(f"  source   {safe(v.source or '-')}")
+    print(f"  added    {age(v.created)} by {safe(v.user or '-')}" + (f": {safe(v.message)}" if v.message else ""))
+    if v.parent:
+        print(f"  parent   {v.parent[:12]}")
+    if found:
+        print(f"  tables   {', '.join(safe(t) for t in found[:8])}" + (" …" if len(found) > 8 else ""))
+    if not runs:
+        print("No run has used this version.")
+        return 0
+    print(f"Used by {len(runs)} run{'s' if len(runs) != 1 else ''}:")
+    print(table(["RUN", "NAME", "STATUS", "HOW", "DATA"],
+                [[r["id"], r["name"] or "", r["status"], r["how"], "changed on disk during the run" if r["changed"]
+                  else "-"] for r in runs]))
+    return 0
+
+
+def cmd_files(args: argparse.Namespace) -> int:
+    from mltui.core.datasets import files, resolve
+    from mltui.core.hashing import show
+
+    _, conn = _open()
+    with closing(conn):
+        v = resolve(conn, args.spec)
+        entries = files(conn, v.id)
+    if args.json:
+        print_json([{"path": show(e.path), "kind": e.kind, "size": e.size, "sha256": e.sha256,
+                     "target": show(e.target) if e.target is not None else None} for e in entries])
+        return 0
+    rows = []
+    for e in entries:
+        if e.kind == "link":
+            rows.append([show(e.path) + " -> " + show(e.target or b""), "link", "-"])
+        elif e.kind == "dir":
+            rows.append([show(e.path) + "/", "empty folder", "-"])
+        else:
+            rows.append([show(e.path), size(e.size), (e.sha256 or "")[:12]])
+    print(table(["PATH", "SIZE", "SHA256"], rows))
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from mltui.core.data_ops import diff
+    from mltui.core.datasets import resolve
+
+    _, conn = _open()
+    with closing(conn):
+        a, b = resolve(conn, args.a), resolve(conn, args.b)
+        d = diff(conn, a, b).as_dict()
+    if args.json:
+        print_json({"a": a.as_dict(), "b": b.as_dict(), **d})
+        return 0
+    counts = {k: len(d[k]) for k in ("added", "removed", "modified", "renamed")}
+    print(f"{safe(a.label)} -> {safe(b.label)}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    for e in d["added"]:
+        print(f"  + {safe(e['path'])}  ({size(e['size'])})")
+    for e in d["removed"]:
+        print(f"  - {safe(e['path'])}  ({size(e['size'])})")
+    for e in d["modified"]:
+        print(f"  M {safe(e['path'])}  ({size(e['size_a'])} -> {size(e['size_b'])})")
+    for e in d["renamed"]:
+        print(f"  R {safe(e['from'])} -> {safe(e['to'])}  ({size(e['size'])})")
+    return 0
+
+
+def _num(x) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.4g}" if isinstance(x, float) else str(x)
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from mltui.cli.progress import progress_bar
+    from mltui.core.data_tables import pick, profile_of
+    from mltui.core.datasets import resolve
+
+    ws, conn = _open()
+    with closing(conn):
+        v = resolve(conn, args.spec)
+        entry = pick(conn, v, args.file)
+        with progress_bar("profiling columns", unit="columns") as bar:
+            prof = profile_of(ws, conn, v, entry, bar)
+    if args.json:
+        print_json({"version": v.as_dict(), **prof})
+        return 0
+    print(f"{safe(v.label)}  {safe(prof['path'])}: {prof['rows']:,} rows, {len(prof['columns'])} columns")
+    rows = []
+    for c in prof["columns"]:
+        if c["kind"] == "number":
+            q = c["quantiles"]
+            detail = (f"min {_num(c['min'])}  p25 {_num(q['0.25'])}  p50 {_num(q['0.5'])}  p75 {_num(q['0.75'])}  "
+                      f"max {_num(c['max'])}  mean {_num(c['mean'])}  std {_num(c['std'])}")
+        elif c["kind"] == "time":
+            detail = f"{c['min']} .. {c['max']}"
+        else:
+            detail = "  ".join(f"{safe(v)}: {n:,}" for v, n in c["top"][:5])
+        rows.append([c["name"], c["dtype"], f"{c['nulls']:,}", detail])
+    print(table(["COLUMN", "TYPE", "NULLS", "SUMMARY"], rows))
+    return 0
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    from mltui.cli.progress import progress_bar
+    from mltui.core.data_tables import drift_of
+    from mltui.core.datasets import resolve
+
+    ws, conn = _open()
+    with closing(conn):
+        a, b = resolve(conn, args.a), resolve(conn, args.b)
+        with progress_bar("comparing columns", unit="columns") as bar:
+            results = drift_of(ws, conn, a, b, args.file, bar)
+    if args.json:
+        print_json({"a": a.as_dict(), "b": b.as_dict(), "tables": results})
+        return 0
+    for r in results:
+        title = r["path_a"] if r["path_a"] == r["path_b"] else f"{r['path_a']} -> {r['path_b']}"
+        print(f"{safe(title)}: {r['rows_a']:,} -> {r['rows_b']:,} rows"
+              + ("  (same bytes)" if r["same_bytes"] else ""))
+        print(table(["COLUMN", "KIND", "SCHEMA", "PSI", "", "KS", "NOTE"], [_drift_row(c) for c in r["columns"]]))
+    return 0
+
+
+def _drift_row(c: dict) -> list[str]:
+    psi = c.get("psi")
+    bar = "█" * min(10, round((psi or 0) * 20)) if psi is not None else ""
+    note = c.get("error") or ""
+    if not note and c.get("changes"):
+        top = c["changes"][0]
+        note = f"{safe(top['value'])}: {top['a']:.1%} -> {top['b']:.1%}"
+    schema = c.get("schema") or ""
+    if schema == "type changed":
+        schema = f"{c['dtype_a']} -> {c['dtype_b']}"
+    return [c["name"], c.get("kind", "-"), schema, _num(psi), bar, _num(c.get("ks")), note]
+
+
+# -- checkout, verify, gc -------------------------------------------------------------------------
+def cmd_checkout(args: argparse.Namespace) -> int:
+    from mltui.cli.progress import progress_bar
+    from mltui.core.data_ops import checkout
+    from mltui.core.datasets import resolve
+
+    ws, conn = _open()
+    with closing(conn):
+        v = resolve(conn, args.spec)
+        with progress_bar("restoring") as bar:
+            result = checkout(ws, conn, v, args.dest, args.link, bar)
+    if args.json:
+        print_json({"version": v.as_dict(), "dest": str(result.dest), "files": result.files, "bytes": result.bytes,
+                    "how": result.how})
+        return 0
+    how = ", ".join(f"{n:,} {k}" for k, n in sorted(result.how.items())) or "no files"
+    print(f"{safe(v.label)} -> {safe(result.dest)}: {result.files:,} files, {size(result.bytes)} verified ({how})")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from mltui.cli.progress import progress_bar
+    from mltui.core.data_ops import verify
+    from mltui.core.datasets import resolve
+
+    ws, conn = _open()
+    with closing(conn):
+        v = resolve(conn, args.spec)
+        with progress_bar("verifying") as bar:
+            problems = verify(ws, conn, v, bar)
+    if args.json:
+        print_json({"version": v.as_dict(), "ok": not problems, "problems": problems})
+        return 1 if problems else 0
+    if not problems:
+        print(f"{safe(v.label)}: all {v.files:,} files are in the cache and intact.")
+        return 0
+    print(f"{safe(v.label)}: {len(problems)} of {v.files:,} files are damaged or missing"
+          + ("" if v.stored else " (this version was added without --store)") + ":")
+    print(table(["PATH", "SHA256", "PROBLEM"], [[p["path"], (p["sha256"] or "")[:12], p["problem"]] for p in problems]))
+    return 1
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from mltui.core.data_ops import gc
+
+    ws, conn = _open()
+    with closing(conn):
+        result = gc(ws, conn, dry_run=args.dry_run)
+    if args.json:
+        print_json({"dry_run": args.dry_run, "removed": result.removed, "freed": result.freed, "kept": result.kept,
+                    "temporary_files": result.temps})
+        return 0
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"{verb} {result.removed:,} objects ({size(result.freed)}) and {result.temps} leftover temporary files; "
+          f"{result.kept:,} objects are still needed.")
+    return 0

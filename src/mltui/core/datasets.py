@@ -1,0 +1,255 @@
+"""Dataset versions: snapshot a file or folder, name versions, list and resolve them.
+
+A version's id is the sha256 of its manifest (sorted paths, sizes, hashes), so the same bytes under
+the same paths always give the same id and adding unchanged data adds nothing. Checkout, verify,
+diff and gc live in `data_ops`; profiles and drift in `data_profile`; lineage in `lineage`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from mltui.core.data_cache import Cache
+from mltui.core.errors import MltuiError, NotFound, UsageError
+from mltui.core.hashing import Entry, Found, cacheable, hash_all, hash_file, manifest_id, now_ns, walk
+from mltui.core.workspace import Workspace
+from mltui.store.connection import write_tx
+
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+Progress = Callable[[int, int], None]  # (bytes done, bytes to do)
+
+VERSION_COLUMNS = ("dataset", "id", "seq", "parent", "source", "message", "user", "created", "files", "bytes",
+                   "stored")
+
+
+@dataclass(frozen=True)
+class Version:
+    dataset: str
+    id: str
+    seq: int
+    parent: str | None
+    source: str | None
+    message: str | None
+    user: str | None
+    created: float
+    files: int
+    bytes: int
+    stored: bool
+
+    @property
+    def label(self) -> str:
+        return f"{self.dataset}@{self.id[:12]}"
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "label": self.label}
+
+
+@dataclass
+class AddResult:
+    version: Version
+    created: bool  # False: the data matched a version already recorded
+    hashed_files: int
+    hashed_bytes: int
+    cached_files: int  # skipped through the stat cache
+    seconds: float
+
+
+def cache_of(ws: Workspace) -> Cache:
+    return Cache(ws.root / "cache")
+
+
+def check_name(name: str) -> str:
+    if not NAME_RE.fullmatch(name or ""):
+        raise UsageError(f"{name!r} is not a usable dataset name: use letters, digits, '.', '_' and '-' "
+                         "(at most 100, starting with a letter or digit).")
+    return name
+
+
+def _version(row) -> Version:
+    d = dict(zip(VERSION_COLUMNS, row))
+    d["stored"] = bool(d["stored"])
+    return Version(**d)
+
+
+def _select(where: str) -> str:
+    return f"SELECT {', '.join(VERSION_COLUMNS)} FROM dataset_versions WHERE {where}"
+
+
+# -- the stat cache ------------------------------------------------------------------------------
+def load_stat_cache(conn: sqlite3.Connection, root: bytes) -> dict[bytes, tuple[int, int, int, str]]:
+    """abs path -> (size, mtime_ns, inode, sha256) for every cached file at or under `root`."""
+    rows = conn.execute(
+        "SELECT path, size, mtime_ns, inode, sha256 FROM hash_cache WHERE path = ? OR (path >= ? AND path < ?)",
+        (root, root + b"/", root + b"0"),  # b"0" is the byte after b"/": the range is everything under root
+    )
+    return {path: (size, mtime, inode, sha) for path, size, mtime, inode, sha in rows}
+
+
+def save_stat_cache(conn: sqlite3.Connection, found: list[Found], hashed: dict, started_ns: int) -> None:
+    rows = []
+    for f in found:
+        got = hashed.get(f.rel)
+        if got is None:
+            continue
+        sha, st = got
+        if cacheable(st.st_mtime_ns, started_ns):
+            rows.append((f.abs, st.st_size, st.st_mtime_ns, st.st_ino, sha))
+    conn.executemany(
+        "INSERT INTO hash_cache(path, size, mtime_ns, inode, sha256) VALUES (?,?,?,?,?) "
+        "ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns, "
+        "inode = excluded.inode, sha256 = excluded.sha256", rows)
+
+
+# -- snapshot ------------------------------------------------------------------------------------
+@dataclass
+class Snapshot:
+    entries: list[Entry]
+    id: str
+    found: list[Found]
+    hashed: dict  # rel -> (sha, stat) for the files hashed this time
+    cached: int
+    started: int  # when hashing began (ns): rows for files modified after are not cached
+
+
+def snapshot(ws: Workspace, conn: sqlite3.Connection, root: Path, store: bool = False,
+             progress: Progress | None = None, workers: int | None = None) -> Snapshot:
+    """Walk and hash `root` (only files the stat cache cannot vouch for), storing bytes if asked.
+    The caller saves the stat cache (`save_stat_cache`) in its own transaction."""
+    tree = walk(root, exclude=ws.root)
+    if tree.skipped:
+        more = f" (and {len(tree.skipped) - 1} more)" if len(tree.skipped) > 1 else ""
+        raise MltuiError(f"Cannot snapshot {root}: {tree.skipped[0]}{more}; nothing was recorded.")
+    cache = cache_of(ws)
+    known = load_stat_cache(conn, os.fsencode(root))
+    need: list[Found] = []
+    shas: dict[bytes, str] = {}
+    for f in tree.files:
+        hit = known.get(f.abs)
+        if hit and hit[:3] == (f.size, f.mtime_ns, f.inode) and (not store or cache.has(hit[3])):
+            shas[f.rel] = hit[3]
+        else:
+            need.append(f)
+    started = now_ns()
+    total = sum(f.size for f in need)
+    report = (lambda done, _files: progress(done, total)) if progress else None
+    work = cache.store if store else (lambda f: hash_file(f.abs))
+    hashed = hash_all(need, work, workers=workers, progress=report)
+    entries = list(tree.others)
+    for f in tree.files:
+        if f.rel in hashed:
+            sha, st = hashed[f.rel]
+            entries.append(Entry(f.rel, "file", st.st_size, sha))
+        else:
+            entries.append(Entry(f.rel, "file", f.size, shas[f.rel]))
+    return Snapshot(entries, manifest_id(entries), need, hashed, len(tree.files) - len(need), started)
+
+
+def current_id(ws: Workspace, conn: sqlite3.Connection, root: Path) -> str:
+    """The id the data at `root` would have now (hashing only what changed); the stat cache is kept."""
+    snap = snapshot(ws, conn, root)
+    with write_tx(conn, ws.db_path):
+        save_stat_cache(conn, snap.found, snap.hashed, snap.started)
+    return snap.id
+
+
+def add(ws: Workspace, conn: sqlite3.Connection, path: str | os.PathLike[str], name: str,
+        message: str | None = None, store: bool = False, progress: Progress | None = None,
+        workers: int | None = None, user: str | None = None) -> AddResult:
+    """Record a version of dataset `name` from `path` (nothing new when its content is already a version)."""
+    from mltui.core.run_records import _user
+
+    check_name(name)
+    root = Path(path).expanduser().absolute()
+    if not os.path.lexists(root):
+        raise NotFound(f"There is no file or folder {root}.")
+    root = root.resolve()
+    if root.is_relative_to(ws.root.resolve()):
+        raise UsageError(f"{root} is inside the workspace folder {ws.root}, which cannot be a dataset.")
+    begin = time.perf_counter()
+    snap = snapshot(ws, conn, root, store=store, progress=progress, workers=workers)
+    hashed_bytes = sum(st.st_size for _, st in snap.hashed.values())
+    with write_tx(conn, ws.db_path):  # the stat cache rows and the version land together
+        save_stat_cache(conn, snap.found, snap.hashed, snap.started)
+        existing = conn.execute(_select("dataset = ? AND id = ?"), (name, snap.id)).fetchone()
+        if existing is not None:
+            # the bytes may have moved: the folder they were last added from is where lineage looks for them
+            conn.execute("UPDATE dataset_versions SET stored = max(stored, ?), source = ? WHERE dataset = ? AND id = ?",
+                         (int(store), str(root), name, snap.id))
+            version = _version(conn.execute(_select("dataset = ? AND id = ?"), (name, snap.id)).fetchone())
+            created = False
+        else:
+            conn.execute("INSERT OR IGNORE INTO datasets(name, created) VALUES (?, ?)", (name, time.time()))
+            last = conn.execute("SELECT id, seq FROM dataset_versions WHERE dataset = ? ORDER BY seq DESC LIMIT 1",
+                                (name,)).fetchone()
+            files = [e for e in snap.entries if e.kind == "file"]
+            conn.executemany(
+                "INSERT OR IGNORE INTO dataset_files(version, path, kind, size, sha256, target) VALUES (?,?,?,?,?,?)",
+                [(snap.id, e.path, e.kind, e.size, e.sha256, e.target) for e in snap.entries])
+            row = (name, snap.id, (last[1] + 1) if last else 1, last[0] if last else None, str(root), message,
+                   user or _user(), time.time(), len(files), sum(e.size for e in files), int(store))
+            conn.execute(f"INSERT INTO dataset_versions({', '.join(VERSION_COLUMNS)}) VALUES "
+                         f"({', '.join('?' * len(VERSION_COLUMNS))})", row)
+            version = _version(row)
+            created = True
+    return AddResult(version, created, len(snap.hashed), hashed_bytes, snap.cached, time.perf_counter() - begin)
+
+
+# -- reading -------------------------------------------------------------------------------------
+def list_datasets(conn: sqlite3.Connection) -> list[dict]:
+    """Each dataset with its number of versions and its latest version."""
+    out = []
+    for name, count in conn.execute(
+            "SELECT d.name, count(v.id) FROM datasets d LEFT JOIN dataset_versions v ON v.dataset = d.name "
+            "GROUP BY d.name ORDER BY d.name"):
+        latest = conn.execute(_select("dataset = ? ORDER BY seq DESC LIMIT 1"), (name,)).fetchone()
+        out.append({"name": name, "versions": count, "latest": _version(latest) if latest else None})
+    return out
+
+
+def versions(conn: sqlite3.Connection, name: str) -> list[Version]:
+    """Newest first."""
+    rows = conn.execute(_select("dataset = ? ORDER BY seq DESC"), (name,)).fetchall()
+    if not rows and conn.execute("SELECT 1 FROM datasets WHERE name = ?", (name,)).fetchone() is None:
+        raise NotFound(f"There is no dataset named {name!r}; `mltui data list` shows them.")
+    return [_version(r) for r in rows]
+
+
+def resolve(conn: sqlite3.Connection, spec: str) -> Version:
+    """NAME, NAME@latest, NAME@~N (N versions before the latest), NAME@vN (the Nth), NAME@<id prefix>."""
+    name, _, ref = spec.partition("@")
+    ref = ref or "latest"
+    history = versions(conn, name)
+    if not history:
+        raise NotFound(f"The dataset {name!r} has no versions yet.")
+    if ref == "latest":
+        return history[0]
+    if re.fullmatch(r"~\d*", ref):
+        back = int(ref[1:] or 1)
+        if back >= len(history):
+            raise NotFound(f"{spec} goes back {back} versions, but {name!r} has only {len(history)}.")
+        return history[back]
+    if re.fullmatch(r"v\d+", ref):
+        seq = int(ref[1:])
+        for v in history:
+            if v.seq == seq:
+                return v
+        raise NotFound(f"{name!r} has no version {seq} (it has 1 to {history[0].seq}).")
+    if not re.fullmatch(r"[0-9a-f]{4,64}", ref):
+        raise UsageError(f"{spec!r}: after @ give latest, ~N, vN or at least 4 hex digits of a version id.")
+    matches = [v for v in history if v.id.startswith(ref)]
+    if not matches:
+        raise NotFound(f"{name!r} has no version whose id starts with {ref}.")
+    if len(matches) > 1:
+        raise UsageError(f"{spec!r} is ambiguous: {', '.join(v.id[:12] for v in matches)}.")
+    return matches[0]
+
+
+def files(conn: sqlite3.Connection, version_id: str) -> list[Entry]:
+    return [Entry(bytes(p), k, s, h, bytes(t) if t is not None else None) for p, k, s, h, t in conn.execute(
+        "SELECT path, kind, size, sha256, target FROM dataset_files WHERE version = ? ORDER BY path", (version_id,))]
