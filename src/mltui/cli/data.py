@@ -6,6 +6,7 @@ import argparse
 from contextlib import closing
 
 from mltui.cli.output import age, print_json, safe, table
+from mltui.core.data_profile import drift_note, schema_note, short
 from mltui.core.text import size
 
 SPEC_HELP = "NAME, NAME@latest, NAME@~1 (one before the latest), NAME@v3 (the third) or NAME@<id prefix>"
@@ -213,14 +214,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
-def _num(x) -> str:
-    if x is None:
-        return "-"
-    return f"{x:.4g}" if isinstance(x, float) else str(x)
-
-
 def cmd_profile(args: argparse.Namespace) -> int:
     from mltui.cli.progress import progress_bar
+    from mltui.core.data_profile import column_summary
     from mltui.core.data_tables import pick, profile_of
     from mltui.core.datasets import resolve
 
@@ -234,17 +230,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         print_json({"version": v.as_dict(), **prof})
         return 0
     print(f"{safe(v.label)}  {safe(prof['path'])}: {prof['rows']:,} rows, {len(prof['columns'])} columns")
-    rows = []
-    for c in prof["columns"]:
-        if c["kind"] == "number":
-            q = c["quantiles"]
-            detail = (f"min {_num(c['min'])}  p25 {_num(q['0.25'])}  p50 {_num(q['0.5'])}  p75 {_num(q['0.75'])}  "
-                      f"max {_num(c['max'])}  mean {_num(c['mean'])}  std {_num(c['std'])}")
-        elif c["kind"] == "time":
-            detail = f"{c['min']} .. {c['max']}"
-        else:
-            detail = "  ".join(f"{safe(v)}: {n:,}" for v, n in c["top"][:5])
-        rows.append([c["name"], c["dtype"], f"{c['nulls']:,}", detail])
+    rows = [[c["name"], c["dtype"], f"{c['nulls']:,}", column_summary(c)] for c in prof["columns"]]
     print(table(["COLUMN", "TYPE", "NULLS", "SUMMARY"], rows))
     return 0
 
@@ -273,14 +259,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
 def _drift_row(c: dict) -> list[str]:
     psi = c.get("psi")
     bar = "█" * min(10, round((psi or 0) * 20)) if psi is not None else ""
-    note = c.get("error") or ""
-    if not note and c.get("changes"):
-        top = c["changes"][0]
-        note = f"{safe(top['value'])}: {top['a']:.1%} -> {top['b']:.1%}"
-    schema = c.get("schema") or ""
-    if schema == "type changed":
-        schema = f"{c['dtype_a']} -> {c['dtype_b']}"
-    return [c["name"], c.get("kind", "-"), schema, _num(psi), bar, _num(c.get("ks")), note]
+    return [c["name"], c.get("kind", "-"), schema_note(c), short(psi), bar, short(c.get("ks")), drift_note(c)]
 
 
 # -- checkout, verify, gc -------------------------------------------------------------------------

@@ -267,3 +267,36 @@ def drift(path_a: str, fmt_a: str, path_b: str, fmt_b: str, step: Step | None = 
 def _rank(col: dict) -> tuple:
     """Schema changes first, then the largest PSI, then the largest KS."""
     return (col.get("schema") is None, -(col.get("psi") or 0.0), -(col.get("ks") or 0.0), col["name"])
+
+
+# -- words for people (the CLI and the TUI say the same) ------------------------------------------
+def short(x: Any) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.4g}" if isinstance(x, float) else str(x)
+
+
+def column_summary(c: dict, top: int = 5) -> str:
+    """One line for a profiled column: its spread for numbers, its range for times, else its top values."""
+    if c["kind"] == "number":
+        q = c["quantiles"]
+        return (f"min {short(c['min'])}  p25 {short(q['0.25'])}  p50 {short(q['0.5'])}  p75 {short(q['0.75'])}  "
+                f"max {short(c['max'])}  mean {short(c['mean'])}  std {short(c['std'])}")
+    if c["kind"] == "time":
+        return f"{c['min']} .. {c['max']}"
+    return "  ".join(f"{v}: {n:,}" for v, n in c["top"][:top])
+
+
+def schema_note(c: dict) -> str:
+    schema = c.get("schema") or ""
+    return f"{c['dtype_a']} -> {c['dtype_b']}" if schema == "type changed" else schema
+
+
+def drift_note(c: dict) -> str:
+    """The error, or the category whose share moved most."""
+    if c.get("error"):
+        return c["error"]
+    if c.get("changes"):
+        t = c["changes"][0]
+        return f"{t['value']}: {t['a']:.1%} -> {t['b']:.1%}"
+    return ""

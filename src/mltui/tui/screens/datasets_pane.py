@@ -18,6 +18,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, ProgressBar, Static
 
+from mltui.core.data_profile import column_summary, drift_note, schema_note, short
 from mltui.core.store_watch import StoreReader
 from mltui.core.text import age, safe, size
 from mltui.core.workspace import Workspace
@@ -342,19 +343,12 @@ class DatasetsPane(Vertical, Polling):
         rows = []
         for p in profiles:
             for c in p["columns"]:
-                if c["kind"] == "number":
-                    q = c["quantiles"]
-                    summary = (f"{_n(c['min'])} · {_n(q['0.25'])} · {_n(q['0.5'])} · {_n(q['0.75'])} · {_n(c['max'])}"
-                               f"   mean {_n(c['mean'])} std {_n(c['std'])}")
-                elif c["kind"] == "time":
-                    summary = f"{c['min']} .. {c['max']}"
-                else:
-                    summary = "  ".join(f"{v}: {n:,}" for v, n in c["top"][:4])
+                summary = column_summary(c, top=4)
                 label = c["name"] if len(profiles) == 1 else f"{p['path']}:{c['name']}"
                 rows.append((f"{len(rows):06d}", [_t(label, "bold"), Text(c["dtype"], style="dim"),
                                                   Text(f"{c['nulls']:,}"), _t(summary)]))
         return [Column("col", "Column"), Column("type", "Type"), Column("nulls", "Nulls"),
-                Column("summary", "min · p25 · p50 · p75 · max / top values")], rows
+                Column("summary", "Summary")], rows
 
     def _rows_drift(self, results, chart):
         accent = self.app.theme_variables.get("warning", "yellow")
@@ -371,23 +365,12 @@ class DatasetsPane(Vertical, Polling):
                 lines.append("█" * width, style=accent if c["psi"] > 0.25 else "")
                 lines.append(f" {c['psi']:.3g}\n")
             for c in r["columns"]:
-                schema = c.get("schema") or ""
-                if schema == "type changed":
-                    schema = f"{c['dtype_a']} → {c['dtype_b']}"
-                note = c.get("error") or ""
-                if not note and c.get("changes"):
-                    t = c["changes"][0]
-                    note = f"{t['value']}: {t['a']:.1%} → {t['b']:.1%}"
+                schema, note = schema_note(c), drift_note(c)
                 rows.append((f"{len(rows):06d}", [_t(c["name"], "bold"), Text(c.get("kind", "-")),
                                                   Text(schema, style=accent if schema else ""),
-                                                  Text(_n(c.get("psi"))), Text(_n(c.get("ks"))), _t(note)]))
+                                                  Text(short(c.get("psi"))), Text(short(c.get("ks"))), _t(note)]))
         chart.display = True
         chart.update(lines)
         return [Column("col", "Column"), Column("kind", "Kind"), Column("schema", "Schema"), Column("psi", "PSI"),
                 Column("ks", "KS"), Column("note", "Largest change")], rows
 
-
-def _n(x) -> str:
-    if x is None:
-        return "-"
-    return f"{x:.4g}" if isinstance(x, float) else str(x)
