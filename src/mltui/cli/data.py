@@ -135,7 +135,7 @@ def cmd_log(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from mltui.core.data_tables import tables
-    from mltui.core.datasets import resolve
+    from mltui.core.datasets import printable, resolve
     from mltui.core.hashing import show
     from mltui.core.lineage import runs_using
 
@@ -150,7 +150,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"{safe(v.label)}  version {v.seq} of {safe(v.dataset)}")
     print(f"  id       {v.id}")
     print(f"  files    {v.files:,} ({size(v.bytes)}), {'stored in the cache' if v.stored else 'not stored'}")
-    print(f"  source   {safe(v.source or '-')}")
+    print(f"  source   {safe(printable(v.source) or '-')}")
     print(f"  added    {age(v.created)} by {safe(v.user or '-')}" + (f": {safe(v.message)}" if v.message else ""))
     if v.parent:
         print(f"  parent   {v.parent[:12]}")

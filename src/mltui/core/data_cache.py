@@ -34,7 +34,8 @@ class Cache:
         try:
             for attempt in range(RETRIES):
                 fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-                with os.fdopen(fd, "wb", buffering=0) as out:
+                # buffered: a BufferedWriter writes all it is given or raises (a raw write may write less)
+                with os.fdopen(fd, "wb") as out:
                     try:
                         sha, st = hash_file(found.abs, sink=out.write)
                         break

@@ -112,7 +112,13 @@ def checkout(ws: Workspace, conn: sqlite3.Connection, version: Version, dest: st
                 _verify_file(dst, e)
                 kind = "reflink"
             elif origin == "cache" and link == "hardlink":
-                os.link(src, dst)
+                try:
+                    os.link(src, dst)
+                except OSError as exc:
+                    if exc.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+                        raise MltuiError(f"Cannot hard-link from the cache into {target.parent} ({exc.strerror}); "
+                                         "use --link copy.") from None
+                    raise
                 _verify_file(dst, e)
                 kind = "hardlink"
             elif link == "reflink":

@@ -36,7 +36,7 @@ def locate(ws: Workspace, conn: sqlite3.Connection, version: Version, entry: Ent
             st = None
         if st is not None:
             hit = load_stat_cache(conn, os.fsencode(path)).get(os.fsencode(path))
-            if hit and hit == (st.st_size, st.st_mtime_ns, st.st_ino, entry.sha256):
+            if hit and hit[1:] == (st.st_size, st.st_mtime_ns, st.st_ino, entry.sha256, st.st_ctime_ns):
                 return path
     raise MltuiError(f"The bytes of {show(entry.path)} in {version.label} are not in the cache and its source "
                      "file has changed; add the data with --store to keep them.")

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from mltui.core.data_cache import Cache
 from mltui.core.errors import MltuiError, NotFound, UsageError
-from mltui.core.hashing import Entry, Found, cacheable, hash_all, hash_file, manifest_id, now_ns, walk
+from mltui.core.hashing import (Entry, Found, cacheable, hash_all, hash_file, manifest_line, manifest_of_lines, now_ns,
+                                walk)
 from mltui.core.workspace import Workspace
 from mltui.store.connection import write_tx
 
@@ -47,7 +48,7 @@ class Version:
         return f"{self.dataset}@{self.id[:12]}"
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "label": self.label}
+        return {**asdict(self), "source": printable(self.source), "label": self.label}
 
 
 @dataclass
@@ -71,9 +72,30 @@ def check_name(name: str) -> str:
     return name
 
 
+def path_to_db(path: str | None) -> str | bytes | None:
+    """A path for a TEXT column: as text when it is UTF-8, else its raw bytes (SQLite keeps either)."""
+    if path is None:
+        return None
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+
+
+def printable(path: str | None) -> str | None:
+    """A path for people and JSON: bytes that are not UTF-8 shown as \\xNN."""
+    return None if path is None else os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def path_from_db(value: str | bytes | None) -> str | None:
+    return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
 def _version(row) -> Version:
     d = dict(zip(VERSION_COLUMNS, row))
     d["stored"] = bool(d["stored"])
+    d["source"] = path_from_db(d["source"])
     return Version(**d)
 
 
@@ -82,13 +104,13 @@ def _select(where: str) -> str:
 
 
 # -- the stat cache ------------------------------------------------------------------------------
-def load_stat_cache(conn: sqlite3.Connection, root: bytes) -> dict[bytes, tuple[int, int, int, str]]:
-    """abs path -> (size, mtime_ns, inode, sha256) for every cached file at or under `root`."""
+def load_stat_cache(conn: sqlite3.Connection, root: bytes) -> dict[bytes, tuple]:
+    """abs path -> (abs path, size, mtime_ns, inode, sha256, ctime_ns) for every cached file at or under `root`."""
     rows = conn.execute(
-        "SELECT path, size, mtime_ns, inode, sha256 FROM hash_cache WHERE path = ? OR (path >= ? AND path < ?)",
+        "SELECT path, size, mtime_ns, inode, sha256, ctime_ns FROM hash_cache WHERE path = ? OR (path >= ? AND path < ?)",
         (root, root + b"/", root + b"0"),  # b"0" is the byte after b"/": the range is everything under root
     )
-    return {path: (size, mtime, inode, sha) for path, size, mtime, inode, sha in rows}
+    return {row[0]: row for row in rows}
 
 
 def save_stat_cache(conn: sqlite3.Connection, found: list[Found], hashed: dict, started_ns: int) -> None:
@@ -98,23 +120,27 @@ def save_stat_cache(conn: sqlite3.Connection, found: list[Found], hashed: dict, 
         if got is None:
             continue
         sha, st = got
-        if cacheable(st.st_mtime_ns, started_ns):
-            rows.append((f.abs, st.st_size, st.st_mtime_ns, st.st_ino, sha))
+        if cacheable(max(st.st_mtime_ns, st.st_ctime_ns), started_ns):
+            rows.append((f.abs, st.st_size, st.st_mtime_ns, st.st_ino, sha, st.st_ctime_ns))
     conn.executemany(
-        "INSERT INTO hash_cache(path, size, mtime_ns, inode, sha256) VALUES (?,?,?,?,?) "
+        "INSERT INTO hash_cache(path, size, mtime_ns, inode, sha256, ctime_ns) VALUES (?,?,?,?,?,?) "
         "ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns, "
-        "inode = excluded.inode, sha256 = excluded.sha256", rows)
+        "inode = excluded.inode, sha256 = excluded.sha256, ctime_ns = excluded.ctime_ns", rows)
 
 
 # -- snapshot ------------------------------------------------------------------------------------
 @dataclass
 class Snapshot:
-    entries: list[Entry]
+    rows: list[tuple]  # (path, kind, size, sha256, target) for every entry, as dataset_files holds them
     id: str
-    found: list[Found]
+    found: list[Found]  # the files hashed this time
     hashed: dict  # rel -> (sha, stat) for the files hashed this time
     cached: int
     started: int  # when hashing began (ns): rows for files modified after are not cached
+
+    @property
+    def entries(self) -> list[Entry]:
+        return [Entry(*row) for row in self.rows]
 
 
 def snapshot(ws: Workspace, conn: sqlite3.Connection, root: Path, store: bool = False,
@@ -128,11 +154,12 @@ def snapshot(ws: Workspace, conn: sqlite3.Connection, root: Path, store: bool = 
     cache = cache_of(ws)
     known = load_stat_cache(conn, os.fsencode(root))
     need: list[Found] = []
-    shas: dict[bytes, str] = {}
+    rows: list[tuple] = []
     for f in tree.files:
-        hit = known.get(f.abs)
-        if hit and hit[:3] == (f.size, f.mtime_ns, f.inode) and (not store or cache.has(hit[3])):
-            shas[f.rel] = hit[3]
+        hit = known.get(f.abs)  # (path, size, mtime_ns, inode, sha256, ctime_ns)
+        if (hit is not None and hit[1] == f.size and hit[2] == f.mtime_ns and hit[3] == f.inode
+                and hit[5] == f.ctime_ns and (not store or cache.has(hit[4]))):
+            rows.append((f.rel, "file", f.size, hit[4], None))
         else:
             need.append(f)
     started = now_ns()
@@ -140,14 +167,14 @@ def snapshot(ws: Workspace, conn: sqlite3.Connection, root: Path, store: bool = 
     report = (lambda done, _files: progress(done, total)) if progress else None
     work = cache.store if store else (lambda f: hash_file(f.abs))
     hashed = hash_all(need, work, workers=workers, progress=report)
-    entries = list(tree.others)
-    for f in tree.files:
-        if f.rel in hashed:
-            sha, st = hashed[f.rel]
-            entries.append(Entry(f.rel, "file", st.st_size, sha))
-        else:
-            entries.append(Entry(f.rel, "file", f.size, shas[f.rel]))
-    return Snapshot(entries, manifest_id(entries), need, hashed, len(tree.files) - len(need), started)
+    for f in need:
+        sha, st = hashed[f.rel]
+        rows.append((f.rel, "file", st.st_size, sha, None))
+    rows += [(e.path, e.kind, e.size, e.sha256, e.target) for e in tree.others]
+    lines = [(path, b"F\0" + path + b"\0" + str(size).encode() + b"\0" + sha.encode() + b"\n")
+             for path, kind, size, sha, _ in rows if kind == "file"]
+    lines += [(e.path, manifest_line(e)) for e in tree.others]
+    return Snapshot(rows, manifest_of_lines(lines), need, hashed, len(tree.files) - len(need), started)
 
 
 def current_id(ws: Workspace, conn: sqlite3.Connection, root: Path) -> str:
@@ -168,7 +195,10 @@ def add(ws: Workspace, conn: sqlite3.Connection, path: str | os.PathLike[str], n
     root = Path(path).expanduser().absolute()
     if not os.path.lexists(root):
         raise NotFound(f"There is no file or folder {root}.")
-    root = root.resolve()
+    try:
+        root = root.resolve()
+    except (OSError, RuntimeError) as exc:  # a loop of links
+        raise MltuiError(f"Cannot follow {root}: {exc}.") from None
     if root.is_relative_to(ws.root.resolve()):
         raise UsageError(f"{root} is inside the workspace folder {ws.root}, which cannot be a dataset.")
     begin = time.perf_counter()
@@ -180,22 +210,22 @@ def add(ws: Workspace, conn: sqlite3.Connection, path: str | os.PathLike[str], n
         if existing is not None:
             # the bytes may have moved: the folder they were last added from is where lineage looks for them
             conn.execute("UPDATE dataset_versions SET stored = max(stored, ?), source = ? WHERE dataset = ? AND id = ?",
-                         (int(store), str(root), name, snap.id))
+                         (int(store), path_to_db(str(root)), name, snap.id))
             version = _version(conn.execute(_select("dataset = ? AND id = ?"), (name, snap.id)).fetchone())
             created = False
         else:
             conn.execute("INSERT OR IGNORE INTO datasets(name, created) VALUES (?, ?)", (name, time.time()))
             last = conn.execute("SELECT id, seq FROM dataset_versions WHERE dataset = ? ORDER BY seq DESC LIMIT 1",
                                 (name,)).fetchone()
-            files = [e for e in snap.entries if e.kind == "file"]
+            files = [r for r in snap.rows if r[1] == "file"]
             conn.executemany(
                 "INSERT OR IGNORE INTO dataset_files(version, path, kind, size, sha256, target) VALUES (?,?,?,?,?,?)",
-                [(snap.id, e.path, e.kind, e.size, e.sha256, e.target) for e in snap.entries])
-            row = (name, snap.id, (last[1] + 1) if last else 1, last[0] if last else None, str(root), message,
-                   user or _user(), time.time(), len(files), sum(e.size for e in files), int(store))
+                [(snap.id, *r) for r in snap.rows])
+            row = (name, snap.id, (last[1] + 1) if last else 1, last[0] if last else None, path_to_db(str(root)), message,
+                   user or _user(), time.time(), len(files), sum(r[2] for r in files), int(store))
             conn.execute(f"INSERT INTO dataset_versions({', '.join(VERSION_COLUMNS)}) VALUES "
                          f"({', '.join('?' * len(VERSION_COLUMNS))})", row)
-            version = _version(row)
+            version = _version(row)  # the source decoded back, as read from the store
             created = True
     return AddResult(version, created, len(snap.hashed), hashed_bytes, snap.cached, time.perf_counter() - begin)
 
@@ -224,6 +254,8 @@ def resolve(conn: sqlite3.Connection, spec: str) -> Version:
     """NAME, NAME@latest, NAME@~N (N versions before the latest), NAME@vN (the Nth), NAME@<id prefix>."""
     name, _, ref = spec.partition("@")
     ref = ref or "latest"
+    if not (ref == "latest" or re.fullmatch(r"~\d*|v\d+|[0-9a-f]{4,64}", ref)):
+        raise UsageError(f"{spec!r}: after @ give latest, ~N, vN or at least 4 hex digits of a version id.")
     history = versions(conn, name)
     if not history:
         raise NotFound(f"The dataset {name!r} has no versions yet.")

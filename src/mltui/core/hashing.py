@@ -9,11 +9,13 @@ from __future__ import annotations
 import hashlib
 import os
 import stat as stat_mod
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from mltui.core.errors import MltuiError
 
@@ -37,15 +39,15 @@ class Entry:
     target: bytes | None = None
 
 
-@dataclass
-class Found:
-    """A regular file the walk saw, with the stat it saw."""
+class Found(NamedTuple):
+    """A regular file the walk saw, with the stat it saw (a tuple: a walk makes one per file)."""
 
     rel: bytes
     abs: bytes
     size: int
     mtime_ns: int
     inode: int
+    ctime_ns: int  # changes with any write, even when the mtime is set back
 
 
 @dataclass
@@ -76,7 +78,7 @@ def walk(root: Path, exclude: Path | None = None) -> Walk:
     if stat_mod.S_ISLNK(st.st_mode):
         st = os.stat(top)  # the path the user named may be a link; what is under it is never followed
     if stat_mod.S_ISREG(st.st_mode):
-        out.files.append(Found(os.path.basename(top), top, st.st_size, st.st_mtime_ns, st.st_ino))
+        out.files.append(Found(os.path.basename(top), top, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns))
         return out
     if not stat_mod.S_ISDIR(st.st_mode):
         raise MltuiError(f"{root} is neither a file nor a folder.")
@@ -91,18 +93,20 @@ def walk(root: Path, exclude: Path | None = None) -> Walk:
             continue
         if not entries and rel:
             out.others.append(Entry(rel, "dir"))
+        files, others = out.files, out.others
         for entry in entries:
             name = rel + b"/" + entry.name if rel else entry.name
             try:
-                if entry.is_symlink():
-                    out.others.append(Entry(name, "link", target=os.readlink(entry.path)))
+                # d_type answers these without a system call; regular files, the common case, first
+                if entry.is_file(follow_symlinks=False):
+                    s = entry.stat(follow_symlinks=False)
+                    files.append(Found(name, entry.path, s.st_size, s.st_mtime_ns, s.st_ino, s.st_ctime_ns))
+                elif entry.is_symlink():
+                    others.append(Entry(name, "link", target=os.readlink(entry.path)))
                 elif entry.is_dir(follow_symlinks=False):
                     if skip is not None and entry.path == skip:
                         continue
                     stack.append((entry.path, name))
-                elif entry.is_file(follow_symlinks=False):
-                    s = entry.stat(follow_symlinks=False)
-                    out.files.append(Found(name, entry.path, s.st_size, s.st_mtime_ns, s.st_ino))
                 else:
                     out.skipped.append(f"{show(name)} is not a regular file, folder or link")
             except OSError as exc:
@@ -124,8 +128,7 @@ def hash_file(path: bytes, sink: Callable[[memoryview], None] | None = None) -> 
             if not stat_mod.S_ISREG(before.st_mode):
                 raise MltuiError(f"{show(path)} is no longer a regular file.")
             h = hashlib.sha256()
-            buf = bytearray(BLOCK)
-            view = memoryview(buf)
+            buf, view = _buffer()
             total = 0
             with os.fdopen(fd, "rb", buffering=0, closefd=False) as fh:
                 while n := fh.readinto(buf):
@@ -136,11 +139,24 @@ def hash_file(path: bytes, sink: Callable[[memoryview], None] | None = None) -> 
             after = os.fstat(fd)
         finally:
             os.close(fd)
-        if (total, before.st_size, before.st_mtime_ns) == (after.st_size, after.st_size, after.st_mtime_ns):
+        if (total, before.st_size, before.st_mtime_ns, before.st_ctime_ns) == (
+                after.st_size, after.st_size, after.st_mtime_ns, after.st_ctime_ns):
             return h.hexdigest(), after
         if sink is not None:
             raise FileChanged(f"{show(path)} changed while it was being copied.")
     raise FileChanged(f"{show(path)} kept changing while it was being hashed ({RETRIES} tries).")
+
+
+_local = threading.local()
+
+
+def _buffer() -> tuple[bytearray, memoryview]:
+    """One read buffer per thread, reused: a fresh 1 MiB per file costs more than hashing a small file."""
+    got = getattr(_local, "buffer", None)
+    if got is None:
+        buf = bytearray(BLOCK)
+        got = _local.buffer = (buf, memoryview(buf))
+    return got
 
 
 Progress = Callable[[int, int], None]  # (bytes done, files done)
@@ -148,47 +164,78 @@ Progress = Callable[[int, int], None]  # (bytes done, files done)
 
 def hash_all(jobs: list[Found], work: Callable[[Found], tuple[str, os.stat_result]],
              workers: int | None = None, progress: Progress | None = None) -> dict[bytes, tuple[str, os.stat_result]]:
-    """Run `work` (hash, or hash and store) over the files on a thread per core; rel path -> result."""
+    """Run `work` (hash, or hash and store) over the files on a thread per core; rel path -> result.
+
+    The threads take files from one shared queue, biggest first (so one large file does not start
+    last and finish alone); this thread only reports progress. The first error stops the others.
+    """
     results: dict[bytes, tuple[str, os.stat_result]] = {}
     if not jobs:
         return results
-    workers = workers or max(2, os.cpu_count() or 2)
-    done_bytes = 0
-    # biggest first, so one large file does not start last and finish alone
-    ordered = sorted(jobs, key=lambda f: f.size, reverse=True)
-    with ThreadPoolExecutor(max_workers=min(workers, len(ordered))) as pool:
-        futures = {pool.submit(work, f): f for f in ordered}
-        try:
-            for future in as_completed(futures):
-                found = futures[future]
-                results[found.rel] = future.result()
-                done_bytes += found.size
+    queue = deque(sorted(jobs, key=lambda f: f.size, reverse=True))
+    done = [0, 0]  # bytes, files
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while not errors:
+            try:
+                found = queue.popleft()
+            except IndexError:
+                return
+            try:
+                got = work(found)
+            except BaseException as exc:
+                errors.append(exc)
+                return
+            results[found.rel] = got
+            with lock:
+                done[0] += found.size
+                done[1] += 1
+
+    threads = [threading.Thread(target=worker, daemon=True)
+               for _ in range(min(workers or max(2, os.cpu_count() or 2), len(queue)))]
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(0.1)
                 if progress is not None:
-                    progress(done_bytes, len(results))
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+                    progress(done[0], done[1])
+    except BaseException:
+        errors.append(KeyboardInterrupt())  # stop the workers after the file each is on
+        raise
+    if errors:
+        raise errors[0]
+    if progress is not None:
+        progress(done[0], done[1])
     return results
 
 
-def cacheable(found_mtime_ns: int, hashed_at_ns: int) -> bool:
-    """A stat-cache row is only trusted when the file's mtime is clearly older than its hashing
-    (within a clock tick, a second write could leave the same size and mtime)."""
-    return found_mtime_ns < hashed_at_ns - RACY_NS
+def cacheable(changed_ns: int, hashed_at_ns: int) -> bool:
+    """A stat-cache row is only trusted when the file last changed (ctime) clearly before its hashing
+    (within a clock tick, a second write could leave the same size and times)."""
+    return changed_ns < hashed_at_ns - RACY_NS
+
+
+def manifest_line(e: Entry) -> bytes:
+    if e.kind == "file":
+        return b"F\0" + e.path + b"\0" + str(e.size).encode() + b"\0" + (e.sha256 or "").encode() + b"\n"
+    if e.kind == "link":
+        return b"L\0" + e.path + b"\0" + (e.target or b"") + b"\n"
+    return b"D\0" + e.path + b"\n"
 
 
 def manifest_id(entries: list[Entry]) -> str:
     """The version id: sha256 of the sorted manifest. Same paths and bytes, same id, wherever they live."""
-    h = hashlib.sha256()
-    for e in sorted(entries, key=lambda e: e.path):
-        if e.kind == "file":
-            h.update(b"F\0" + e.path + b"\0" + str(e.size).encode() + b"\0" + (e.sha256 or "").encode() + b"\n")
-        elif e.kind == "link":
-            h.update(b"L\0" + e.path + b"\0" + (e.target or b"") + b"\n")
-        else:
-            h.update(b"D\0" + e.path + b"\n")
-    return h.hexdigest()
+    return manifest_of_lines([(e.path, manifest_line(e)) for e in entries])
+
+
+def manifest_of_lines(lines: list[tuple[bytes, bytes]]) -> str:
+    """sha256 of (path, line) pairs sorted by path, hashed in one call."""
+    lines.sort()
+    return hashlib.sha256(b"".join(line for _, line in lines)).hexdigest()
 
 
 def now_ns() -> int:

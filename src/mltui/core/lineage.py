@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from mltui.core.datasets import path_from_db, path_to_db, printable
 from mltui.core.workspace import Workspace
 from mltui.store.connection import write_tx
 
@@ -29,7 +30,7 @@ def record(ws: Workspace, conn: sqlite3.Connection, run_id: str, dataset: str, v
             "INSERT INTO run_inputs(run_id, dataset, version, how, path, recorded, changed) VALUES (?,?,?,?,?,?,?) "
             "ON CONFLICT(run_id, dataset, version) DO UPDATE SET how = excluded.how, path = excluded.path, "
             "changed = excluded.changed",
-            (run_id, dataset, version, how, path, time.time(), None if changed is None else int(changed)))
+            (run_id, dataset, version, how, path_to_db(path), time.time(), None if changed is None else int(changed)))
 
 
 def _sources(conn: sqlite3.Connection) -> dict[str, list[tuple[str, str]]]:
@@ -37,24 +38,27 @@ def _sources(conn: sqlite3.Connection) -> dict[str, list[tuple[str, str]]]:
     out: dict[str, list[tuple[str, str]]] = {}
     for dataset, vid, source in conn.execute(
             "SELECT dataset, id, source FROM dataset_versions WHERE source IS NOT NULL ORDER BY seq DESC"):
-        out.setdefault(source, []).append((dataset, vid))
+        out.setdefault(path_from_db(source), []).append((dataset, vid))
     return out
 
 
 def match_on_disk(ws: Workspace, conn: sqlite3.Connection, dataset: str, source: str) -> tuple[str, bool] | None:
     """(version id, changed) for what `source` holds now: a recorded version of `dataset` with exactly
-    these bytes (changed False), else the latest version from that folder (changed True)."""
+    these bytes, wherever it was added from (changed False), else the latest version added from that
+    folder (changed True)."""
     from mltui.core.datasets import current_id
 
-    ids = [vid for vid, in conn.execute(
-        "SELECT id FROM dataset_versions WHERE dataset = ? AND source = ? ORDER BY seq DESC", (dataset, source))]
-    if not ids:
+    here = [vid for vid, in conn.execute(
+        "SELECT id FROM dataset_versions WHERE dataset = ? AND source = ? ORDER BY seq DESC",
+        (dataset, path_to_db(source)))]
+    if not here:
         return None
     try:
         now = current_id(ws, conn, Path(source))
     except Exception:  # the folder is gone or unreadable: it is not what was recorded
-        return ids[0], True
-    return (now, False) if now in ids else (ids[0], True)
+        return here[0], True
+    known = conn.execute("SELECT 1 FROM dataset_versions WHERE dataset = ? AND id = ?", (dataset, now)).fetchone()
+    return (now, False) if known else (here[0], True)
 
 
 def _dataset_of_path(conn: sqlite3.Connection, value: str, cwd: str) -> tuple[str, str] | None:
@@ -147,6 +151,7 @@ def recheck(ws: Workspace, conn: sqlite3.Connection, run_id: str) -> None:
     rows = conn.execute("SELECT dataset, version, path, changed FROM run_inputs WHERE run_id = ? AND path IS NOT NULL",
                         (run_id,)).fetchall()
     for dataset, version, path, changed in rows:
+        path = path_from_db(path)
         if changed:
             continue  # already flagged
         try:
@@ -163,7 +168,7 @@ def inputs_of(conn: sqlite3.Connection, run_id: str) -> list[dict]:
         "SELECT i.dataset, i.version, v.seq, i.how, i.path, i.changed, i.recorded FROM run_inputs i "
         "LEFT JOIN dataset_versions v ON v.dataset = i.dataset AND v.id = i.version WHERE i.run_id = ? "
         "ORDER BY i.dataset", (run_id,)).fetchall()
-    return [{"dataset": d, "version": v, "seq": s, "label": f"{d}@{v[:12]}", "how": h, "path": p,
+    return [{"dataset": d, "version": v, "seq": s, "label": f"{d}@{v[:12]}", "how": h, "path": printable(path_from_db(p)),
              "changed": None if c is None else bool(c), "recorded": r} for d, v, s, h, p, c, r in rows]
 
 

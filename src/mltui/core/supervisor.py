@@ -4,7 +4,9 @@ It starts the command in its own process group with stdout and stderr going stra
 `runs/<id>/output.log`, then, until the command ends: writes a heartbeat, tails metrics.jsonl into
 the store, records files appearing in the watched folders, and forwards SIGTERM/SIGINT to the whole
 group (SIGKILL after the grace period). At the end it records the exit code, the end time and the
-final status with the reason. It starts the command before anything slow (watchdog, fingerprint).
+final status with the reason. It starts the command before anything slow (watchdog, fingerprint);
+only when the command names a registered dataset is that data matched to a version first, so the
+version recorded is the one the command starts on.
 """
 
 from __future__ import annotations
@@ -108,6 +110,9 @@ class Supervisor:
         self.gpus = [int(g) for g in gpus] if gpus else []
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "artifacts").mkdir(exist_ok=True)
+        # before the command starts, so the data it is recorded against is the data it starts on (quick
+        # when the command names no registered dataset, and through the stat cache when it does)
+        self._record_inputs(self.conn, argv, cwd, spec)
         log_path = self.run_dir / "output.log"
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, self.config.file_mode)
         started = time.time()
@@ -337,7 +342,6 @@ class Supervisor:
                         "WHERE id = ?",
                         (fp.get("git_commit"), fp.get("git_dirty"), fp.get("python"), fp.get("packages_hash"),
                          json.dumps(fp), self.run_id))
-                self._record_inputs(conn, argv, cwd, spec)
             finally:
                 conn.close()
         except Exception as exc:
@@ -345,17 +349,22 @@ class Supervisor:
 
     # -- lineage: the dataset versions the command names --------------------------------------------
     def _record_inputs(self, conn, argv: list[str], cwd: str, spec: dict) -> None:
-        from mltui.core.lineage import from_params
-
         try:
+            if conn.execute("SELECT 1 FROM dataset_versions LIMIT 1").fetchone() is None:
+                return  # no datasets: nothing to look for (nor to import)
+            from mltui.core.lineage import from_params
+
             from_params(self.ws, conn, self.run_id, spec.get("params") or {}, argv, cwd)
         except Exception as exc:
             print(f"supervisor: could not record the run's datasets: {exc}", file=sys.stderr, flush=True)
 
     def _recheck_inputs(self) -> None:
-        from mltui.core.lineage import recheck
-
         try:
+            if self.conn.execute("SELECT 1 FROM run_inputs WHERE run_id = ? AND path IS NOT NULL LIMIT 1",
+                                 (self.run_id,)).fetchone() is None:
+                return
+            from mltui.core.lineage import recheck
+
             recheck(self.ws, self.conn, self.run_id)
         except Exception as exc:
             print(f"supervisor: could not check the run's datasets again: {exc}", file=sys.stderr, flush=True)

@@ -148,7 +148,8 @@ MIGRATIONS: list[list[str]] = [
             size INTEGER NOT NULL,
             mtime_ns INTEGER NOT NULL,
             inode INTEGER NOT NULL,
-            sha256 TEXT NOT NULL
+            sha256 TEXT NOT NULL,
+            ctime_ns INTEGER NOT NULL
         ) WITHOUT ROWID""",
         # keyed by the file's sha256: the profile of the same bytes is the same profile
         """CREATE TABLE dataset_profiles (

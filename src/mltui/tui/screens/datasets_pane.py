@@ -338,7 +338,7 @@ class DatasetsPane(Vertical, Polling):
 
     def _rows_profile(self, profiles, chart):
         chart.display = True
-        chart.update(Text(" · ".join(f"{p['path']}: {p['rows']:,} rows, {len(p['columns'])} columns"
+        chart.update(Text(" · ".join(f"{safe(p['path'])}: {p['rows']:,} rows, {len(p['columns'])} columns"
                                      for p in profiles)))
         rows = []
         for p in profiles:
@@ -357,11 +357,11 @@ class DatasetsPane(Vertical, Polling):
         for r in results:
             ranked = sorted((c for c in r["columns"] if c.get("psi") is not None), key=lambda c: -c["psi"])[:CHART]
             top = max([c["psi"] for c in ranked] + [0.25])
-            lines.append(f"{r['path_a']}: {r['rows_a']:,} → {r['rows_b']:,} rows. PSI of the most drifted columns "
+            lines.append(f"{safe(r['path_a'])}: {r['rows_a']:,} → {r['rows_b']:,} rows. PSI of the most drifted columns "
                          "(> 0.25 is a major shift):\n", style="bold")
             for c in ranked:
                 width = max(1, round(30 * c["psi"] / top))
-                lines.append(f"{c['name'][:18]:>18} ", style="")
+                lines.append(f"{safe(c['name'])[:18]:>18} ")
                 lines.append("█" * width, style=accent if c["psi"] > 0.25 else "")
                 lines.append(f" {c['psi']:.3g}\n")
             for c in r["columns"]:
