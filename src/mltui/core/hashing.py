@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 from mltui.core.errors import MltuiError
 
-BLOCK = 1 << 20  # 1 MiB reads: few enough calls that the GIL is free nearly all the time
+BLOCK = 1 << 18  # 256 KiB reads (as hashlib.file_digest): few calls, and each block is still in the CPU cache when hashed
 RETRIES = 3  # a file that keeps changing while it is hashed is reported after this many tries
 RACY_NS = 200_000_000  # a file modified this close to its hashing is not trusted from the cache
 
