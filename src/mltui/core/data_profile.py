@@ -296,7 +296,7 @@ def drift_note(c: dict) -> str:
     """The error, or the category whose share moved most."""
     if c.get("error"):
         return c["error"]
-    if c.get("changes"):
+    if c.get("changes") and abs(c["changes"][0]["change"]) >= 0.0005:  # under 0.05 points is no news
         t = c["changes"][0]
         return f"{t['value']}: {t['a']:.1%} -> {t['b']:.1%}"
     return ""
