@@ -20,7 +20,8 @@ from mltui.store.connection import open_store, write_tx
 from mltui.store.schema import SCHEMA_VERSION, check_version, migrate, read_version
 
 TABLES = {"meta", "runs", "params", "tags", "metrics", "metric_summary", "artifacts", "views", "datasets",
-          "dataset_versions", "dataset_files", "hash_cache", "dataset_profiles", "run_inputs"}
+          "dataset_versions", "dataset_files", "hash_cache", "dataset_profiles", "run_inputs", "models",
+          "model_versions", "model_aliases", "stage_moves", "promotion_requests", "request_comments", "audit_log"}
 RID = "0000000abc"
 
 
@@ -77,7 +78,7 @@ def test_new_store_settings(tmp_path):
         assert c.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         assert c.execute("PRAGMA busy_timeout").fetchone()[0] == 60_000
         assert c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == SCHEMA_VERSION
-        assert read_version(c) == SCHEMA_VERSION == 5
+        assert read_version(c) == SCHEMA_VERSION == 6
         assert tables(c) == TABLES
     assert path.read_bytes()[:16] == b"SQLite format 3\x00"
     # WAL is a property of the file: a plain connection sees it too

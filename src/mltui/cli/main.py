@@ -27,7 +27,7 @@ def _common() -> argparse.ArgumentParser:
 NOUNS = {  # command -> the module that registers it (a command line builds only the parser it uses)
     "init": "workspace", "run": "launch", "sweep": "launch", "runs": "runs", "queue": "queue",
     "metrics": "metrics", "compare": "compare", "views": "compare", "export": "compare", "tui": "tui",
-    "demo": "tui", "gpu": "gpu", "data": "data",
+    "demo": "tui", "gpu": "gpu", "data": "data", "models": "models", "promote": "models", "audit": "models",
 }
 
 

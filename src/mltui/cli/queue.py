@@ -1,4 +1,4 @@
-"""`mltui queue list|rm|pause|resume`."""
+"""`mltui queue list|rm|pause|resume` (the run queue) and `approve|reject|comment|show` (the promotion queue)."""
 
 from __future__ import annotations
 
@@ -25,19 +25,51 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         v = verbs.add_parser(verb, parents=[common], help=text)
         v.add_argument("--json", action="store_true", help="print JSON")
         v.set_defaults(handler=cmd_pause, paused=paused)
+    show = verbs.add_parser("show", parents=[common], help="a promotion request: its gates, comments and decision")
+    show.add_argument("request", metavar="ID", help="the request's number (#3 or 3)")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(handler=cmd_show)
+    ap = verbs.add_parser("approve", parents=[common], help="approve a promotion request (moves the stages)",
+                          description="Approve a promotion request: the version moves to the requested stage, and "
+                          "into production the old production version goes to archived in the same step. Gates "
+                          "are checked again; failed ones block it unless you --override them with a reason.")
+    ap.add_argument("request", metavar="ID")
+    ap.add_argument("-m", "--message", help="a note kept with the decision")
+    ap.add_argument("--override", metavar="REASON", help="approve despite failed gates, saying why")
+    ap.add_argument("--json", action="store_true", help="print JSON")
+    ap.set_defaults(handler=cmd_approve)
+    rj = verbs.add_parser("reject", parents=[common], help="reject a promotion request, saying why")
+    rj.add_argument("request", metavar="ID")
+    rj.add_argument("-m", "--message", required=True, help="why")
+    rj.add_argument("--json", action="store_true", help="print JSON")
+    rj.set_defaults(handler=cmd_reject)
+    cm = verbs.add_parser("comment", parents=[common], help="comment on a promotion request")
+    cm.add_argument("request", metavar="ID")
+    cm.add_argument("-m", "--message", required=True, help="the comment")
+    cm.add_argument("--json", action="store_true", help="print JSON")
+    cm.set_defaults(handler=cmd_comment)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     from mltui.core.queue import is_paused, queued
     from mltui.core.workspace import open_workspace
 
+    from mltui.core.promotion import list_requests
+
     _, conn = open_workspace()
     with closing(conn):
         waiting, paused = queued(conn), is_paused(conn)
         running = conn.execute("SELECT count(*) FROM runs WHERE status = 'running' AND spec IS NOT NULL").fetchone()[0]
+        requests = list_requests(conn)
     if args.json:
-        print_json({"paused": paused, "running": running, "queued": waiting})
+        print_json({"paused": paused, "running": running, "queued": waiting, "requests": requests})
         return 0
+    if requests:
+        print(f"{len(requests)} promotion request{'s' if len(requests) != 1 else ''} waiting for review:")
+        print(table(["ID", "VERSION", "TO", "BY", "FILED", "GATES"],
+                    [[f"#{r['id']}", r["label"], r["target"], r["requester"], age(r["created"]),
+                      f"{len(r['failed'])} failing" if r["failed"] else "all pass"] for r in requests]))
+        print()
     state = "paused" if paused else "active"
     print(f"queue {state}: {len(waiting)} queued, {running} launched run{'s' if running != 1 else ''} running")
     if waiting:
@@ -75,3 +107,51 @@ def cmd_pause(args: argparse.Namespace) -> int:
     else:
         print(f"Queue {word}.")
     return 0
+
+
+def _review(args: argparse.Namespace, verb: str) -> int:
+    from mltui.cli.models import gate_lines
+    from mltui.core import promotion
+    from mltui.core.workspace import open_workspace
+
+    ws, conn = open_workspace(write=True)
+    with closing(conn):
+        if verb == "approve":
+            req = promotion.approve(ws, conn, args.request, args.message, args.override)
+        elif verb == "reject":
+            req = promotion.reject(ws, conn, args.request, args.message)
+        elif verb == "comment":
+            req = promotion.comment(ws, conn, args.request, args.message)
+        else:
+            req = promotion.get_request(conn, args.request)
+    if args.json:
+        print_json(req)
+        return 0
+    print(f"Request #{req['id']}: {safe(req['label'])} to {req['target']}, by {safe(req['requester'])}: {req['status']}"
+          + (f" by {safe(req['reviewer'])}" if req["reviewer"] else "") + ".")
+    if req["message"]:
+        print(f"  why: {safe(req['message'])}")
+    print("\n".join(gate_lines(req["gates"])) or "  (no gates)")
+    if req["override"]:
+        print(f"  gates overridden: {safe(req['override'])}")
+    if req["decision"]:
+        print(f"  decision: {safe(req['decision'])}")
+    for c in req["comments"]:
+        print(f"  {safe(c['actor'])}: {safe(c['text'])}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    return _review(args, "show")
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    return _review(args, "approve")
+
+
+def cmd_reject(args: argparse.Namespace) -> int:
+    return _review(args, "reject")
+
+
+def cmd_comment(args: argparse.Namespace) -> int:
+    return _review(args, "comment")

@@ -171,6 +171,76 @@ MIGRATIONS: list[list[str]] = [
         ) WITHOUT ROWID""",
         "CREATE INDEX run_inputs_version ON run_inputs(dataset, version)",
     ],
+    [  # 6: the model registry, promotion requests and the audit trail
+        """CREATE TABLE models (
+            name TEXT PRIMARY KEY,
+            created REAL NOT NULL
+        ) WITHOUT ROWID""",
+        """CREATE TABLE model_versions (
+            model TEXT NOT NULL REFERENCES models(name) ON DELETE CASCADE,
+            version INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            run_id TEXT,
+            path TEXT NOT NULL,
+            stage TEXT NOT NULL DEFAULT 'candidate',
+            user TEXT,
+            created REAL NOT NULL,
+            PRIMARY KEY (model, version),
+            UNIQUE (model, sha256)
+        ) WITHOUT ROWID""",
+        # at most one production version per model, whatever races: SQLite refuses a second
+        "CREATE UNIQUE INDEX one_production ON model_versions(model) WHERE stage = 'production'",
+        """CREATE TABLE model_aliases (
+            model TEXT NOT NULL REFERENCES models(name) ON DELETE CASCADE,
+            alias TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            PRIMARY KEY (model, alias)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE stage_moves (
+            id INTEGER PRIMARY KEY,
+            model TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            from_stage TEXT,
+            to_stage TEXT NOT NULL,
+            actor TEXT,
+            reason TEXT,
+            time REAL NOT NULL
+        )""",
+        """CREATE TABLE promotion_requests (
+            id INTEGER PRIMARY KEY,
+            model TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            target TEXT NOT NULL,
+            requester TEXT NOT NULL,
+            message TEXT,
+            gates TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'open',
+            reviewer TEXT,
+            decision TEXT,
+            override TEXT,
+            created REAL NOT NULL,
+            decided REAL
+        )""",
+        """CREATE TABLE request_comments (
+            id INTEGER PRIMARY KEY,
+            request_id INTEGER NOT NULL REFERENCES promotion_requests(id) ON DELETE CASCADE,
+            actor TEXT NOT NULL,
+            text TEXT NOT NULL,
+            time REAL NOT NULL
+        )""",
+        # append-only; each row holds the hash of the one before, and meta holds the head
+        """CREATE TABLE audit_log (
+            seq INTEGER PRIMARY KEY,
+            time REAL NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            model TEXT,
+            details TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        )""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
