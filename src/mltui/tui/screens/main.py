@@ -4,26 +4,24 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static, TabbedContent, TabPane
+from textual.widgets import Footer, TabbedContent, TabPane
 
 from mltui.core.workspace import Workspace
 from mltui.core.views import View
 from mltui.tui.screens.compare_pane import ComparePane
 from mltui.tui.screens.datasets_pane import DatasetsPane
 from mltui.tui.screens.gpu_pane import GpuPane
+from mltui.tui.screens.models_pane import ModelsPane
 from mltui.tui.screens.runs_pane import RunsPane
 
 PANES = [
-    # id, title, key, what will appear there (placeholders until their features land)
+    # id, title, key, and a placeholder text for a pane still to come (none now)
     ("runs", "Runs", "1", None),
     ("compare", "Compare", "2", None),
     ("datasets", "Datasets", "3", None),
     ("gpus", "GPUs", "4", None),
-    ("models", "Models", "5",
-     "Models are coming. Here you will see registered model versions with their stages and aliases, and "
-     "the promotion queue where you approve, reject or roll back a release."),
+    ("models", "Models", "5", None),
 ]
 
 
@@ -51,9 +49,8 @@ class MainScreen(Screen):
                         yield DatasetsPane(self.ws, self.refresh_seconds, id="datasets-pane")
                     elif pane == "gpus":
                         yield GpuPane(self.ws, self.refresh_seconds, id="gpu-pane")
-                    else:
-                        yield VerticalScroll(Static(text, classes="placeholder-text", markup=False),
-                                             classes="placeholder")
+                    elif pane == "models":
+                        yield ModelsPane(self.ws, self.refresh_seconds, id="models-pane")
         yield Footer()
 
     def on_resize(self) -> None:
@@ -75,6 +72,9 @@ class MainScreen(Screen):
             # not undo a switch made in between (a palette command that goes on to the Runs pane)
             self._focus_in("gpus", "#gpu-procs")
             self.query_one(GpuPane).poll_now(force=True)
+        elif pane == "models":
+            self._focus_in("models", "#models-pane")  # it passes the focus on to its versions table
+            self.query_one(ModelsPane).poll_now(force=True)
 
     def compare(self, view: View) -> None:
         """Show `view` in the Compare pane."""
@@ -92,9 +92,9 @@ class MainScreen(Screen):
         elif event.pane.id == "gpus":
             pane = self.query_one(GpuPane)
             pane.call_after_refresh(pane.poll_now, True)
-        elif event.pane.id == "datasets":
-            data = self.query_one(DatasetsPane)
-            data.call_after_refresh(data.poll_now, True)
+        elif event.pane.id in ("datasets", "models"):
+            polled = self.query_one(DatasetsPane if event.pane.id == "datasets" else ModelsPane)
+            polled.call_after_refresh(polled.poll_now, True)
 
     def _focus_in(self, pane: str, selector: str) -> None:
         """Focus a widget of a tab once it is shown, and only if it still is (see action_show_pane)."""
