@@ -130,31 +130,44 @@ def production(conn: sqlite3.Connection, name: str) -> ModelVersion | None:
 # -- registering ----------------------------------------------------------------------------------
 def register(ws: Workspace, conn: sqlite3.Connection, name: str, run_ref: str, path: str,
              who: str | None = None) -> tuple[ModelVersion, bool]:
-    """Version N+1 of `name` from a file in a run's folder (artifacts/model.pt). The bytes are copied
-    into the cache first. Returns (version, created): the same bytes again are the same version."""
-    from mltui.core.data_cache import Cache
-    from mltui.core.hashing import Found
+    """Version N+1 of `name` from a file of a run: a path inside its folder (artifacts/model.pt) or an
+    artifact it recorded in a watched folder (checkpoints/best.pt). The bytes are copied into the
+    cache first. Returns (version, created): the same bytes again are the same version."""
     from mltui.store.runs import resolve_id
 
     check_name(name)
     run_id = resolve_id(conn, run_ref)
     run_dir = ws.run_dir(run_id).resolve()
-    rel = Path(path)
-    target = (run_dir / rel) if not rel.is_absolute() else rel
+    row = conn.execute("SELECT location FROM artifacts WHERE run_id = ? AND path = ? AND location IS NOT NULL",
+                       (run_id, path)).fetchone()
+    if row is not None and not Path(path).is_absolute():
+        target, rel_path = Path(row[0]), path  # an artifact recorded in a watched folder outside the run's
+    else:
+        rel = Path(path)
+        target = (run_dir / rel) if not rel.is_absolute() else rel
+        rel_path = None
     try:
         target = target.resolve(strict=True)
     except (OSError, RuntimeError):
-        raise NotFound(f"Run {run_id} has no file {path!r} (give a path inside its folder, like artifacts/model.pt).") \
-            from None
-    if not target.is_relative_to(run_dir):
-        raise UsageError(f"{path!r} is outside run {run_id}'s folder; register a file the run wrote.")
+        raise NotFound(f"Run {run_id} has no file {path!r} (give a path inside its folder, like artifacts/model.pt, "
+                       "or an artifact it recorded).") from None
+    if rel_path is None:
+        if not target.is_relative_to(run_dir):
+            raise UsageError(f"{path!r} is outside run {run_id}'s folder; register a file the run wrote.")
+        rel_path = target.relative_to(run_dir).as_posix()
     if not target.is_file():
         raise UsageError(f"{path!r} in run {run_id} is not a file.")
+    return _register_file(ws, conn, name, run_id, target, rel_path, who or actor())
+
+
+def _register_file(ws: Workspace, conn: sqlite3.Connection, name: str, run_id: str, target: Path, rel_path: str,
+                   who: str) -> tuple[ModelVersion, bool]:
+    from mltui.core.data_cache import Cache
+    from mltui.core.hashing import Found
+
     st = target.stat()
     sha, st = Cache(ws.root / "cache").store(Found(target.name.encode(), os.fsencode(target), st.st_size,
                                                    st.st_mtime_ns, st.st_ino, st.st_ctime_ns))
-    who = who or actor()
-    rel_path = target.relative_to(run_dir).as_posix()
     with write_tx(conn, ws.db_path):
         existing = _load(conn, "model = ? AND sha256 = ?", (name, sha))
         if existing:
@@ -170,6 +183,46 @@ def register(ws: Workspace, conn: sqlite3.Connection, name: str, run_ref: str, p
         audit.append(conn, who, "register", name, {"version": number, "run": run_id, "path": rel_path,
                                                    "sha256": sha, "size": st.st_size})
     return _load(conn, "model = ? AND version = ?", (name, number))[0], True
+
+
+def register_rules(project: Path) -> list[tuple[str, str]]:
+    """(model, pattern) from `[[register]]` tables of the project's mltui.toml: a finished launched run
+    registers each of its artifacts whose path matches the pattern (fnmatch, e.g. "checkpoints/best*.pt")."""
+    import tomllib
+
+    path = project / "mltui.toml"
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise MltuiError(f"{path} cannot be read: {exc}.") from None
+    rules = data.get("register", [])
+    if isinstance(rules, dict):
+        rules = [rules]
+    out = []
+    for i, rule in enumerate(rules if isinstance(rules, list) else [None], 1):
+        if not isinstance(rule, dict) or not isinstance(rule.get("model"), str) \
+                or not isinstance(rule.get("pattern"), str) or set(rule) - {"model", "pattern"}:
+            raise MltuiError(f"{path}: register rule {i} needs exactly model = \"NAME\" and pattern = \"GLOB\".")
+        out.append((check_name(rule["model"]), rule["pattern"]))
+    return out
+
+
+def auto_register(ws: Workspace, conn: sqlite3.Connection, run_id: str) -> list[ModelVersion]:
+    """Register the run's artifacts that match the project's rules (run by the supervisor at the end)."""
+    from fnmatch import fnmatchcase
+
+    rules = register_rules(ws.project_dir)
+    made = []
+    for path, location in conn.execute("SELECT path, location FROM artifacts WHERE run_id = ? AND sha256 IS NOT NULL "
+                                       "ORDER BY path", (run_id,)).fetchall():
+        for model, pattern in rules:
+            if fnmatchcase(path, pattern):
+                target = Path(location) if location else ws.run_dir(run_id) / path
+                if target.is_file():
+                    made.append(_register_file(ws, conn, model, run_id, target, path, actor())[0])
+    return made
 
 
 # -- stages and aliases ---------------------------------------------------------------------------

@@ -148,6 +148,7 @@ class Supervisor:
         self._wrap_up(returncode, started)
         fingerprint.join(timeout=30)
         self._recheck_inputs()
+        self._register_models()
         return 0
 
     def _loop(self) -> int:
@@ -357,6 +358,19 @@ class Supervisor:
             from_params(self.ws, conn, self.run_id, spec.get("params") or {}, argv, cwd)
         except Exception as exc:
             print(f"supervisor: could not record the run's datasets: {exc}", file=sys.stderr, flush=True)
+
+    def _register_models(self) -> None:
+        """A finished run's artifacts that match a `[[register]]` rule of mltui.toml become model versions."""
+        try:
+            row = self.conn.execute("SELECT status FROM runs WHERE id = ?", (self.run_id,)).fetchone()
+            if row is None or row[0] != "finished" or not (self.ws.project_dir / "mltui.toml").is_file():
+                return
+            from mltui.core.registry import auto_register
+
+            for mv in auto_register(self.ws, self.conn, self.run_id):
+                print(f"supervisor: registered {mv.path} as {mv.label}", file=sys.stderr, flush=True)
+        except Exception as exc:
+            print(f"supervisor: could not register the run's models: {exc}", file=sys.stderr, flush=True)
 
     def _recheck_inputs(self) -> None:
         try:
