@@ -214,6 +214,10 @@ def cmd_promote(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     from mltui.core.audit import entries, verify
 
+    if args.limit is not None and args.limit < 0:
+        from mltui.core.errors import UsageError
+
+        raise UsageError("-n takes a number of rows, 0 or more.")
     _, conn = _open()
     with closing(conn):
         if args.what == "verify":

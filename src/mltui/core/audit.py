@@ -24,8 +24,14 @@ def _digest(seq: int, when: float, actor: str, action: str, model: str | None, d
 
 def append(conn: sqlite3.Connection, actor: str, action: str, model: str | None, details: dict[str, Any]) -> int:
     """Add a row (call inside the transaction that makes the change it records). Returns its number."""
-    last = conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
-    seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+    # chained to the head kept in meta, not to whatever row is last now: rows cut off the end stay a gap
+    head = conn.execute("SELECT value FROM meta WHERE key = ?", (HEAD_KEY,)).fetchone()
+    if head is not None:
+        seq_text, _, prev = str(head[0]).partition(":")
+        seq = int(seq_text) + 1
+    else:
+        last = conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
     when = time.time()
     text = json.dumps(details, sort_keys=True, ensure_ascii=False)
     digest = _digest(seq, when, actor, action, model, text, prev)
@@ -45,7 +51,7 @@ def entries(conn: sqlite3.Connection, model: str | None = None, limit: int | Non
     sql += " ORDER BY seq"
     rows = conn.execute(sql, args).fetchall()
     if limit is not None:
-        rows = rows[-limit:]
+        rows = rows[-limit:] if limit > 0 else []
     out = []
     for seq, when, actor, action, mdl, details, digest in rows:
         try:

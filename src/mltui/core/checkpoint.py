@@ -17,6 +17,8 @@ from mltui.core.errors import MltuiError
 
 SAFETENSORS_HEADER_MAX = 100 * 1024 * 1024
 SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
+DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "U16": 2,
+               "U32": 4, "U64": 8, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
 
 
 def inspect(path: str | Path, shown_name: str | None = None) -> dict:
@@ -48,7 +50,12 @@ def _safetensors(path: Path, name: str) -> list[dict]:
             (length,) = struct.unpack("<Q", head)
             if length > SAFETENSORS_HEADER_MAX:
                 raise MltuiError(f"{name} claims a {length:,}-byte header; it is not a sane safetensors file.")
-            header = json.loads(fh.read(length))
+            raw = fh.read(length)
+            if len(raw) != length:
+                raise MltuiError(f"{name} is not a readable safetensors file: it is cut short (its header should "
+                                 f"be {length:,} bytes).")
+            header = json.loads(raw)
+        data_size = path.stat().st_size - 8 - length
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise MltuiError(f"{name} is not a readable safetensors file ({exc}).") from None
     if not isinstance(header, dict):
@@ -60,7 +67,16 @@ def _safetensors(path: Path, name: str) -> list[dict]:
         shape = info.get("shape") or []
         if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
             raise MltuiError(f"{name}: tensor {key!r} has a malformed shape.")
-        out.append({"name": key, "shape": shape, "dtype": str(info.get("dtype")), "numel": math.prod(shape)})
+        numel = math.prod(shape)
+        offsets = info.get("data_offsets")
+        if (not isinstance(offsets, list) or len(offsets) != 2 or not all(isinstance(o, int) for o in offsets)
+                or not 0 <= offsets[0] <= offsets[1] <= data_size):
+            raise MltuiError(f"{name}: tensor {key!r} lies outside the file (it is cut short or malformed).")
+        width = DTYPE_BYTES.get(str(info.get("dtype")))
+        if width is not None and offsets[1] - offsets[0] != numel * width:
+            raise MltuiError(f"{name}: tensor {key!r} has {offsets[1] - offsets[0]:,} bytes for {numel:,} "
+                             f"{info.get('dtype')} values.")
+        out.append({"name": key, "shape": shape, "dtype": str(info.get("dtype")), "numel": numel})
     return sorted(out, key=lambda t: t["name"])
 
 

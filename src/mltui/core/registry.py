@@ -53,9 +53,9 @@ class ModelVersion:
 
 
 def check_name(name: str, what: str = "model name") -> str:
-    if not NAME_RE.fullmatch(name or "") or name in STAGES or name.isdigit():
+    if not NAME_RE.fullmatch(name or "") or name in STAGES or name.isdigit() or re.fullmatch(r"v\d+", name):
         raise UsageError(f"{name!r} is not a usable {what}: use letters, digits, '.', '_' and '-' (at most 100, "
-                         "starting with a letter or digit; not a stage name or a number).")
+                         "starting with a letter or digit; not a stage name, a number or v<number>).")
     return name
 
 
@@ -276,18 +276,33 @@ def rollback(ws: Workspace, conn: sqlite3.Connection, name: str, reason: str, wh
         if current is None:
             versions(conn, name)  # an unknown model says so
             raise MltuiError(f"{name!r} has no version in production to roll back.")
-        row = conn.execute(
-            "SELECT version FROM stage_moves WHERE model = ? AND from_stage = 'production' AND version != ? "
-            "AND coalesce(reason, '') NOT LIKE 'rolled back:%' ORDER BY id DESC LIMIT 1",  # never back to a rolled-back one
-            (name, current.version)).fetchone()
-        if row is None:
+        stack = _production_stack(conn, name)
+        if len(stack) < 2 or stack[-1] != current.version:
             raise MltuiError(f"{current.label} is the first version of {name!r} in production; there is nothing "
                              "to roll back to.")
+        row = (stack[-2],)
         previous = _load(conn, "model = ? AND version = ?", (name, row[0]))[0]
         _set_stage(conn, current, "archived", who, f"rolled back: {reason}", time.time())
         move(conn, previous, "production", who, f"rollback from version {current.version}: {reason}")
         audit.append(conn, who, "rollback", name, {"from": current.version, "to": previous.version, "reason": reason})
     return current, resolve(conn, f"{name}@{previous.version}")
+
+
+def _production_stack(conn: sqlite3.Connection, name: str) -> list[int]:
+    """The versions production went through, replayed from the stage moves: an approval pushes, a
+    rollback pops. A rollback goes to the entry under the top, so it never returns to a version it
+    rolled back, however many times it is repeated."""
+    stack: list[int] = []
+    for version, reason in conn.execute("SELECT version, reason FROM stage_moves WHERE model = ? AND "
+                                        "to_stage = 'production' ORDER BY id", (name,)):
+        if (reason or "").startswith("rollback from"):
+            if stack:
+                stack.pop()
+            if not stack or stack[-1] != version:
+                stack.append(version)
+        elif not stack or stack[-1] != version:
+            stack.append(version)
+    return stack
 
 
 def history(conn: sqlite3.Connection, name: str) -> list[dict]:

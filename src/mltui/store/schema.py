@@ -142,7 +142,6 @@ MIGRATIONS: list[list[str]] = [
             target BLOB,
             PRIMARY KEY (version, path)
         ) WITHOUT ROWID""",
-        "CREATE INDEX dataset_files_sha ON dataset_files(sha256)",
         """CREATE TABLE hash_cache (
             path BLOB PRIMARY KEY,
             size INTEGER NOT NULL,

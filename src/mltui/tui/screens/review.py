@@ -106,6 +106,12 @@ class ReviewScreen(Screen):
             if current is not None and current.version == candidate.version:
                 current = None
             left, right = _side(conn, candidate), _side(conn, current)
+            if req["status"] == "open":  # approval checks the gates again: show (and ask by) what holds now
+                from mltui.core.policy import load_policy
+                from mltui.core.promotion import evaluate
+
+                req["gates"] = evaluate(conn, load_policy(self.ws), candidate, req["target"])
+                req["failed"] = [g["gate"] for g in req["gates"] if not g["ok"]]
         except MltuiError as exc:
             self.query_one("#review-header", Static).update(Text(str(exc)))
             return
@@ -165,7 +171,8 @@ class ReviewScreen(Screen):
             grid.add_row(Text(safe(key)), Text(_spark(a, lo, hi), style=ok), Text(_spark(b, lo, hi), style=muted))
         self.query_one("#review-compare", Static).update(grid)
 
-        gates = Text("gates", style="bold underline")
+        gates = Text("gates (as they hold now)" if req["status"] == "open" else "gates (when decided)",
+                     style="bold underline")
         gates.append("\n")
         for g in req["gates"] or []:
             gates.append("pass " if g["ok"] else "FAIL ", style=ok if g["ok"] else f"bold {bad}")
@@ -212,6 +219,7 @@ class ReviewScreen(Screen):
 
         if not self._is_open():
             return
+        self.load()  # the gates as they hold at this moment decide whether an override is needed
         failing = self.request["failed"]
         fields = [Field("message", "note", "optional")]
         note = None
