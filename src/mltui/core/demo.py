@@ -82,8 +82,10 @@ def build_demo(where: str | Path, n_runs: int = 24, seed: int = 7) -> tuple[Work
         finally:
             conn.close()
     from mltui.core.demo_data import build_datasets
+    from mltui.core.demo_models import build_models
 
     build_datasets(ws, made)
+    build_models(ws, made)
     return ws, running
 
 

@@ -29,8 +29,10 @@ class Side:
     version: object  # ModelVersion or None
     metrics: dict[str, float]
     params: dict
-    data: dict[str, str]
+    data: dict[str, str]  # what its eval was run on
     curves: dict[str, list[float]]
+    commit: str = "-"
+    train_data: str = "-"  # the dataset versions its training run used
 
 
 def _side(conn, mv) -> Side:
@@ -53,7 +55,15 @@ def _side(conn, mv) -> Side:
                                    (mv.run_id, MAX_METRICS)):
             _, values, _ = read_arrays(conn, mv.run_id, key, with_times=False)
             curves[key] = downsample(values, CURVE_POINTS)
-    return Side(mv, metrics, params, eval_data(conn, mv), curves)
+    commit, train = "-", "-"
+    if mv.run_id:
+        row = conn.execute("SELECT git_commit, git_dirty FROM runs WHERE id = ?", (mv.run_id,)).fetchone()
+        if row and row[0]:
+            commit = row[0][:12] + (" (dirty)" if row[1] else "")
+        used = conn.execute("SELECT dataset, version FROM run_inputs WHERE run_id = ? ORDER BY dataset",
+                            (mv.run_id,)).fetchall()
+        train = ", ".join(f"{d}@{v[:12]}" for d, v in used) or "-"
+    return Side(mv, metrics, params, eval_data(conn, mv), curves, commit, train)
 
 
 def _spark(values: list[float], lo: float, hi: float) -> str:
@@ -144,6 +154,8 @@ class ReviewScreen(Screen):
         grid.add_row("run", cv.run_id or "-", (pv.run_id or "-") if pv else "-")
         grid.add_row("file", Text(f"{safe(cv.path)} · {size(cv.size)} · {cv.sha256[:12]}"),
                      Text(f"{safe(pv.path)} · {size(pv.size)} · {pv.sha256[:12]}") if pv else "-")
+        grid.add_row("code", cand.commit, prod.commit if pv else "-")
+        grid.add_row("trained on", Text(safe(cand.train_data)), Text(safe(prod.train_data)) if pv else "-")
         grid.add_row("aliases", Text(safe(", ".join(cv.aliases)) or "-"), Text(safe(", ".join(pv.aliases)) or "-")
                      if pv else "-")
         grid.add_row(Text("metrics", style="underline"), "", "")
