@@ -25,6 +25,26 @@ def _launch_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--note", help="a note kept on the run")
     p.add_argument("--parent", metavar="ID", help="the run this one belongs to (an eval points at the run it evaluates)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    slurm = p.add_argument_group("Slurm", "with --on slurm the run is a batch job; defaults come from [slurm] in "
+                                 ".mltui/config.toml, and --gpus becomes --gres=gpu:N")
+    slurm.add_argument("--on", choices=("local", "slurm"), default=None,
+                       help="where to run: this machine (default) or a Slurm cluster")
+    slurm.add_argument("--partition", metavar="P", help="the Slurm partition")
+    slurm.add_argument("--time", metavar="T", help="the job's time limit (minutes, H:MM:SS or D-HH:MM:SS)")
+    slurm.add_argument("--mem", metavar="M", help="memory for the job, like 32G")
+    slurm.add_argument("--account", metavar="A", help="the Slurm account to charge")
+
+
+def _slurm(args: argparse.Namespace) -> dict | None:
+    """Slurm options, or None for this machine; a Slurm option without --on slurm is a mistake."""
+    from mltui.core.errors import UsageError
+
+    given = {k: getattr(args, k) for k in ("partition", "time", "mem", "account") if getattr(args, k)}
+    if args.on != "slurm":
+        if given:
+            raise UsageError(f"--{next(iter(given))} is a Slurm option: add --on slurm.")
+        return None
+    return given
 
 
 def register(sub, common: argparse.ArgumentParser) -> None:
@@ -95,23 +115,39 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("Name a command from mltui.toml, or give one after --, e.g. `mltui run -- python train.py`.")
     ws, parent = _workspace_and_parent(args.parent)
     params = parse_assignments(args.params)
+    slurm = _slurm(args)
     common = dict(params=params, name=args.run_name, note=args.note, queue=args.queue, gpus=args.gpus,
-                  gpu_mem=args.gpu_mem, parent_id=parent)
+                  gpu_mem=args.gpu_mem, parent_id=parent, slurm=slurm)
     spec = Launch(argv, **common) if argv is not None else Launch(command=_command(ws, args.name), **common)
     run_id = launch(ws, spec)
+    queued = args.queue or slurm is not None
     if args.json and not args.wait:
-        print_json({"id": run_id, "status": "queued" if args.queue else "running", "command": spec.argv,
-                    "params": spec.params})
+        out = {"id": run_id, "status": "queued" if queued else "running", "command": spec.argv, "params": spec.params}
+        if slurm is not None:
+            out["job_id"] = _job_id(ws, run_id)
+        print_json(out)
         return 0
     if not args.wait:
         print(run_id)
         if sys.stdout.isatty():
-            sys.stderr.write(f"{'Queued' if args.queue else 'Started'} {run_id}: `mltui runs log {run_id} -f` follows "
-                             f"its output, `mltui runs kill {run_id}` stops it.\n")
+            what = f"Submitted {run_id} to Slurm (job {_job_id(ws, run_id)})" if slurm is not None else \
+                f"{'Queued' if args.queue else 'Started'} {run_id}"
+            sys.stderr.write(f"{what}: `mltui runs log {run_id} -f` follows its output, `mltui runs kill {run_id}` "
+                             "stops it.\n")
         return 0
     from mltui.cli.runs_control import follow
 
     return follow(ws, run_id, json_out=args.json)
+
+
+def _job_id(ws, run_id: str) -> str | None:
+    from contextlib import closing
+
+    from mltui.store.connection import open_store
+
+    with closing(open_store(ws.db_path)) as conn:
+        row = conn.execute("SELECT job_id FROM runs WHERE id = ?", (run_id,)).fetchone()
+    return row[0] if row else None
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -121,8 +157,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     ws, parent = _workspace_and_parent(args.parent)
     command = _command(ws, args.name)
     grid = sweep_grid(parse_assignments(args.params, sweep=True))
-    launches = [Launch(command=command, params=combo, note=args.note, queue=True, gpus=args.gpus,
-                       gpu_mem=args.gpu_mem, parent_id=parent) for combo in grid]  # every one checked first
+    slurm = _slurm(args)
+    launches = [Launch(command=command, params=combo, note=args.note, queue=slurm is None, gpus=args.gpus,
+                       gpu_mem=args.gpu_mem, parent_id=parent, slurm=slurm) for combo in grid]  # every one checked first
     from mltui.core.launcher import ensure_worker
 
     ids: list[str] = []
@@ -130,7 +167,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         for one in launches:
             ids.append(launch(ws, one, wake_queue=False))
     finally:
-        if ids:  # what was queued before a failure still gets a worker
+        if ids and slurm is None:  # what was queued before a failure still gets a worker
             ensure_worker(ws)
     if args.json:
         print_json([{"id": run_id, "params": one.params} for run_id, one in zip(ids, launches)])
@@ -138,5 +175,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for run_id, one in zip(ids, launches):
         print(f"{run_id}  " + " ".join(f"{k}={safe(v)}" for k, v in one.params.items()))
     if sys.stdout.isatty():
-        sys.stderr.write(f"Queued {len(ids)} runs; `mltui queue list` shows them.\n")
+        where = "Submitted {n} runs to Slurm; `mltui runs list` shows them." if slurm is not None else \
+            "Queued {n} runs; `mltui queue list` shows them."
+        sys.stderr.write(where.format(n=len(ids)) + "\n")
     return 0

@@ -48,7 +48,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from mltui.core.liveness import reap_lost
-    from mltui.core.runs import duration, list_runs, pick_columns
+    from mltui.core.runs import duration, list_runs, pick_columns, status_label
     from mltui.core.workspace import open_workspace
 
     ws, conn = open_workspace()
@@ -67,7 +67,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = []
     for run in result.runs:
         rows.append([
-            run["id"], run["status"], run["name"], age(run["created"]), span(duration(run)),
+            run["id"], status_label(run), run["name"], age(run["created"]), span(duration(run)),
             *(display(run["params"].get(k)) if k in run["params"] else "-" for k in params),
             *(display(run["metrics"][k]["last"]) if k in run["metrics"] else "-" for k in metrics),
         ])

@@ -49,7 +49,8 @@ class Launch:
     def __init__(self, argv: Sequence[str] | None = None, *, command: Command | None = None,
                  params: Mapping[str, Any] | None = None, cwd: str | None = None, name: str | None = None,
                  kind: str | None = None, note: str | None = None, queue: bool = False, gpus: int = 0,
-                 gpu_mem: float | None = None, parent_id: str | None = None, rerun_of: str | None = None) -> None:
+                 gpu_mem: float | None = None, parent_id: str | None = None, rerun_of: str | None = None,
+                 slurm: Mapping[str, Any] | None = None) -> None:
         self.command = command
         self.params = dict(params or {})
         if command is not None:
@@ -71,6 +72,14 @@ class Launch:
         self.gpu_mem = gpu_mem
         self.parent_id = parent_id
         self.rerun_of = rerun_of
+        # None: run on this machine; a dict (maybe empty): submit to Slurm with these options
+        if slurm is not None:
+            from mltui.core.slurm import check_options
+
+            slurm = check_options({**slurm, **({"gpus": gpus} if gpus else {})})
+            if queue:
+                raise UsageError("--queue is for this machine's queue; Slurm queues the job itself.")
+        self.slurm = slurm
 
     def spec(self) -> dict[str, Any]:
         """Everything needed to launch this again (rerun), kept on the run."""
@@ -82,6 +91,7 @@ class Launch:
             "queue": self.queue,
             "gpus": self.gpus,
             "gpu_mem": self.gpu_mem,
+            "slurm": self.slurm,
         }
 
     def stem(self) -> str:
@@ -150,6 +160,11 @@ def launch(ws: Workspace, launch: Launch, wake_queue: bool = True) -> str:
     from mltui.core.run_records import create_run
 
     conn = open_store(ws.db_path, file_mode=ws.config().file_mode)
+    if launch.slurm is not None:
+        try:
+            return _launch_on_slurm(ws, conn, launch)
+        finally:
+            conn.close()
     try:
         # GPUs are chosen and recorded under one lock, so two launches at once cannot share one
         with gpu_lock(ws) if launch.gpus and not launch.queue else nullcontext():
@@ -178,6 +193,23 @@ def launch(ws: Workspace, launch: Launch, wake_queue: bool = True) -> str:
         conn.close()
     if launch.queue and wake_queue:
         ensure_worker(ws)
+    return run_id
+
+
+def _launch_on_slurm(ws: Workspace, conn: sqlite3.Connection, launch: Launch) -> str:
+    """Record the run as queued and submit its batch job; Slurm chooses the node and the GPUs."""
+    from mltui.core.run_records import create_run
+    from mltui.core.slurm import defaults, submit
+
+    options = {**defaults(ws), **(launch.slurm or {})}
+    fields = {"spec": json.dumps({**launch.spec(), "slurm": options}), "executor": "slurm",
+              "rerun_of": launch.rerun_of, "pid": None, "started": None, "heartbeat": None,
+              "reason": "submitting to Slurm"}
+    run_id = create_run(ws, name=launch.name, kind=launch.kind, status="queued", command=launch.argv,
+                        note=launch.note, parent_id=launch.parent_id, cwd=launch.cwd, git=False, fields=fields,
+                        params=launch.params, stem=launch.stem(), conn=conn)
+    name = conn.execute("SELECT name FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
+    submit(ws, conn, run_id, name, launch.cwd, options, launch.argv)
     return run_id
 
 
@@ -247,6 +279,18 @@ def kill_run(ws: Workspace, run_id: str, grace: float | None = None, wait: float
         if not runs:
             raise MltuiError(f"Run {run_id} is not in the store.")
         run = runs[0]
+        if run.get("executor") == "slurm" and run.get("job_id") and run["status"] in ("queued", "running"):
+            from mltui.core.slurm import cancel, refresh
+
+            cancel(ws, conn, run)  # Slurm signals the job; its supervisor records the end
+            deadline = time.time() + (grace + 5.0 if wait is None else wait)
+            while time.time() < deadline:
+                refresh(ws, conn, force=True)
+                status = get_runs(conn, [run_id])[0]["status"]
+                if status not in ("queued", "running"):
+                    return status
+                time.sleep(0.2)
+            return get_runs(conn, [run_id])[0]["status"]
         if run["status"] == "queued":
             with write_tx(conn, ws.db_path):
                 cur = conn.execute("UPDATE runs SET status = 'killed', reason = 'removed from the queue before it "
@@ -340,8 +384,10 @@ def rerun_launch(ws: Workspace, run: Mapping[str, Any], overrides: Mapping[str, 
         raise MltuiError(f"Run {run['id']} has no recorded command to run again.")
     cwd = run.get("cwd") or os.getcwd()
     queued = bool(spec and spec.get("queue")) if queue is None else queue
-    common = dict(cwd=cwd, kind=run.get("kind"), queue=queued, parent_id=run.get("parent_id"),
-                  rerun_of=run["id"], gpus=int((spec or {}).get("gpus") or 0), gpu_mem=(spec or {}).get("gpu_mem"))
+    slurm = (spec or {}).get("slurm")
+    common = dict(cwd=cwd, kind=run.get("kind"), queue=queued and slurm is None, parent_id=run.get("parent_id"),
+                  rerun_of=run["id"], gpus=int((spec or {}).get("gpus") or 0), gpu_mem=(spec or {}).get("gpu_mem"),
+                  slurm=slurm)
     if spec and spec.get("template"):
         cmd = Command(spec["command"], spec["template"], spec.get("params") or {}, run.get("kind") or "other",
                       spec.get("watch") or [], Path(cwd))

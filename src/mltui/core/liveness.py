@@ -84,6 +84,13 @@ def reap_lost(ws: Workspace, conn: sqlite3.Connection, lost_after: float | None 
     if lost_after is None:
         lost_after = ws.config().lost_after_seconds
     try:
+        if conn.execute("SELECT 1 FROM runs WHERE executor = 'slurm' LIMIT 1").fetchone():
+            from mltui.core.slurm import refresh
+
+            refresh(ws, conn)  # what only Slurm knows: waiting and why, time limits, cancels, vanished jobs
+    except (sqlite3.Error, OSError):
+        pass
+    try:
         found = lost_candidates(conn, lost_after)
     except sqlite3.Error:
         return []

@@ -28,7 +28,8 @@ def queued(conn: sqlite3.Connection) -> list[dict]:
     """Queued runs, oldest first, with what they ask for."""
     out = []
     for run_id, name, created, spec_text in conn.execute(
-        "SELECT id, name, created, spec FROM runs WHERE status = 'queued' ORDER BY created, id"
+        "SELECT id, name, created, spec FROM runs WHERE status = 'queued' AND executor IS NOT 'slurm' "
+        "ORDER BY created, id"  # Slurm queues its own
     ):
         spec = json.loads(spec_text) if spec_text else {}
         out.append({"id": run_id, "name": name, "created": created, "gpus": int(spec.get("gpus") or 0),

@@ -109,3 +109,15 @@ def pick_columns(runs: list[dict], field: str, limit: int, varying: bool) -> lis
     if varying and len(runs) > 1:
         keys = [k for k in keys if len({display(r[field].get(k)) for r in runs}) > 1] or keys
     return keys[:limit]
+
+
+def status_label(run: dict) -> str:
+    """The status as a table shows it: a run waiting in Slurm says why ("queued: Resources"), a run on
+    Slurm says so ("running@slurm")."""
+    status = run["status"]
+    if run.get("executor") != "slurm":
+        return status
+    reason = run.get("reason") or ""
+    if status == "queued" and reason.startswith("waiting in Slurm: "):
+        return f"queued: {reason.removeprefix('waiting in Slurm: ')}"
+    return f"{status}@slurm"

@@ -14,12 +14,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+from mltui.core.errors import MltuiError
 from mltui.core.workspace import Workspace
 from mltui.store.connection import open_store, write_tx
 
@@ -409,7 +411,16 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 2:
         print("usage: python -m mltui.core.supervisor WORKSPACE RUN_ID", file=sys.stderr)
         return 2
-    return Supervisor(Workspace(Path(args[0])), args[1]).run()
+    ws = Workspace(Path(args[0]))
+    try:
+        supervisor = Supervisor(ws, args[1])
+    except (MltuiError, sqlite3.Error) as exc:  # the store cannot be reached from this node
+        from mltui.core.storeless import JOB_FILE, run_without_store
+
+        if not (ws.run_dir(args[1]) / JOB_FILE).exists():
+            raise
+        return run_without_store(ws, args[1], str(exc))
+    return supervisor.run()
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ RUN_COLUMNS = (
     "git_commit", "git_dirty", "python", "env_hash", "parent_id", "created", "started", "ended",
     "heartbeat", "exit_code", "run_dir", "note", "bad_lines",
     "sup_pid", "reason", "spec", "rerun_of", "fingerprint", "kill_requested", "pid_start",
+    "executor", "job_id", "job_state",
 )
 STATUSES = ("queued", "running", "finished", "failed", "killed", "lost")
 ACTIVE = ("queued", "running")

@@ -240,6 +240,11 @@ MIGRATIONS: list[list[str]] = [
             hash TEXT NOT NULL
         )""",
     ],
+    [  # 7: runs handed to a scheduler (Slurm): which executor, the job id, the job's last known state
+        "ALTER TABLE runs ADD COLUMN executor TEXT",
+        "ALTER TABLE runs ADD COLUMN job_id TEXT",
+        "ALTER TABLE runs ADD COLUMN job_state TEXT",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -14,9 +14,10 @@ STATUS_ICONS = {
 }
 
 
-def status_cell(status: str, colours: dict[str, str]) -> Text:
+def status_cell(status: str, colours: dict[str, str], label: str | None = None) -> Text:
+    """The status with its icon and colour; `label` words it differently (a Slurm job's queue reason)."""
     colour = colours.get(f"status-{status}", "")
-    return Text(f"{STATUS_ICONS.get(status, '·')} {status}", style=colour)
+    return Text(f"{STATUS_ICONS.get(status, '·')} {safe(label or status)}", style=colour)
 
 
 def plain(value: object, width: int | None = None) -> Text:

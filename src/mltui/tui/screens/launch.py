@@ -62,6 +62,12 @@ class LaunchScreen(ModalScreen[str | None]):
                 yield Label(" GB free each", classes="key")
                 yield Input(placeholder="any", id="launch-gpu-mem", type="number", compact=True)
                 yield Checkbox("queue it", id="launch-queue", compact=True)
+            with Horizontal(id="launch-slurm-row"):
+                yield Checkbox("on Slurm", id="launch-slurm", compact=True)
+                yield Label(" time limit", classes="key")
+                yield Input(placeholder="config default", id="launch-slurm-time", compact=True)
+                yield Label(" partition", classes="key")
+                yield Input(placeholder="default", id="launch-slurm-partition", compact=True)
             yield Label("ctrl+s (or enter in a field) launches · tab moves · esc cancels", classes="hint")
 
     async def on_mount(self) -> None:
@@ -127,13 +133,18 @@ class LaunchScreen(ModalScreen[str | None]):
         except (OSError, ValueError) as exc:
             self._error(f"Cannot launch: {exc}")
             return
-        verb = "Queued" if spec.queue else "Started"
+        verb = "Submitted to Slurm" if spec.slurm is not None else "Queued" if spec.queue else "Started"
         self.notify(f"{verb} {spec.stem()} as run {run_id}.", timeout=4, markup=False)
         self.dismiss(run_id)
 
     def _launch_spec(self, Launch):
         name = self.query_one("#launch-command", Select).value
-        common = dict(queue=self.query_one("#launch-queue", Checkbox).value, gpus=self._gpus(), gpu_mem=self._gpu_mem())
+        slurm = None
+        if self.query_one("#launch-slurm", Checkbox).value:
+            slurm = {key: self.query_one(f"#launch-slurm-{key}", Input).value.strip() or None
+                     for key in ("time", "partition")}
+        common = dict(queue=self.query_one("#launch-queue", Checkbox).value and slurm is None, gpus=self._gpus(),
+                      gpu_mem=self._gpu_mem(), slurm=slurm)
         if name == AD_HOC or name not in self.commands:
             line = self.query_one("#launch-argv", Input).value.strip()
             if not line:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.binding import Binding
 
-from mltui.core.runs import duration
+from mltui.core.runs import duration, status_label
 from mltui.tui.cells import age, number, plain, span, status_cell
 from mltui.tui.widgets.keyed_table import Column, KeyedTable
 
@@ -41,7 +41,7 @@ class RunsTable(KeyedTable):
             if key == "mark":
                 out.append(Text(MARK if run["id"] in self.marked else " ", style=colours.get("accent", "")))
             elif key == "status":
-                out.append(status_cell(run["status"], colours))
+                out.append(status_cell(run["status"], colours, status_label(run)))
             elif key == "name":
                 out.append(plain(run["name"], self.name_width))
             elif key == "age":
