@@ -38,6 +38,11 @@ class Polling:
     def should_poll(self) -> bool:
         return True
 
+    def shown_in_tab(self) -> bool:
+        """For a pane inside a tab: mounted, on the screen shown, and its tab the active one."""
+        return (self.is_attached and self.screen is self.app.screen  # type: ignore[attr-defined]
+                and self.display and self.parent.display)  # type: ignore[attr-defined]
+
     def poll_now(self, force: bool = False) -> None:
         self._poll_force = self._poll_force or force
         if self._poll_timer is not None:

@@ -93,7 +93,7 @@ class DatasetsPane(Vertical, Polling):
 
     # -- polling the lists ------------------------------------------------------------------------
     def should_poll(self) -> bool:
-        return self.is_attached and self.screen is self.app.screen and self.display and self.parent.display
+        return self.shown_in_tab()
 
     def collect(self, force: bool) -> Lists | None:
         from mltui.core.datasets import list_datasets, versions

@@ -86,7 +86,7 @@ class GpuPane(Vertical, Polling):
         self.poll_now(force=True)
 
     def should_poll(self) -> bool:
-        return self.is_attached and self.screen is self.app.screen and self.display and self.parent.display
+        return self.shown_in_tab()
 
     # -- polling (collect runs in a thread) -----------------------------------------------------
     def collect(self, force: bool) -> GpuSnapshot:

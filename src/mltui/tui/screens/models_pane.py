@@ -78,7 +78,7 @@ class ModelsPane(Vertical, Polling):
 
     # -- polling --------------------------------------------------------------------------------
     def should_poll(self) -> bool:
-        return self.is_attached and self.screen is self.app.screen and self.display and self.parent.display
+        return self.shown_in_tab()
 
     def collect(self, force: bool) -> ModelsSnapshot | None:
         from mltui.core.promotion import list_requests
@@ -161,18 +161,11 @@ class ModelsPane(Vertical, Polling):
 
     # -- actions --------------------------------------------------------------------------------
     def _write(self, do, done: str | None = None) -> bool:
-        """Run `do(ws, conn)` on a fresh connection; a failure is a notice, never a crash."""
-        from mltui.core.errors import MltuiError
-        from mltui.store.connection import open_store
+        """Run `do(ws, conn)`; a failure is a notice, never a crash."""
+        from mltui.tui.store_write import FAILED, write
 
-        try:
-            conn = open_store(self.ws.db_path, file_mode=self.ws.config().file_mode)
-            try:
-                result = do(self.ws, conn)
-            finally:
-                conn.close()
-        except (MltuiError, sqlite3.Error, OSError) as exc:
-            self.notify(str(exc), severity="error", timeout=8, markup=False)
+        result = write(self, self.ws, do)
+        if result is FAILED:
             return False
         if done:
             self.notify(done.format(result=result), timeout=5, markup=False)

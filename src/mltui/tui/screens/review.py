@@ -205,17 +205,9 @@ class ReviewScreen(Screen):
 
     # -- decisions --------------------------------------------------------------------------------
     def _act(self, do, done: str) -> None:
-        from mltui.core.errors import MltuiError
-        from mltui.store.connection import open_store
+        from mltui.tui.store_write import FAILED, write
 
-        try:
-            conn = open_store(self.ws.db_path, file_mode=self.ws.config().file_mode)
-            try:
-                do(self.ws, conn)
-            finally:
-                conn.close()
-        except MltuiError as exc:
-            self.notify(str(exc), severity="error", timeout=10, markup=False)
+        if write(self, self.ws, do) is FAILED:
             return
         self.notify(done, timeout=5, markup=False)
         self.load()
