@@ -280,15 +280,15 @@ def kill_run(ws: Workspace, run_id: str, grace: float | None = None, wait: float
             raise MltuiError(f"Run {run_id} is not in the store.")
         run = runs[0]
         if run.get("executor") == "slurm" and run.get("job_id") and run["status"] in ("queued", "running"):
-            from mltui.core.slurm import cancel, refresh
+            from mltui.core.slurm import TERMINAL, cancel, refresh
 
-            cancel(ws, conn, run)  # Slurm signals the job; its supervisor records the end
+            cancel(ws, conn, run)  # Slurm signals the job; its supervisor records the end, Slurm the verdict
             deadline = time.time() + (grace + 5.0 if wait is None else wait)
             while time.time() < deadline:
                 refresh(ws, conn, force=True)
-                status = get_runs(conn, [run_id])[0]["status"]
-                if status not in ("queued", "running"):
-                    return status
+                now = get_runs(conn, [run_id])[0]
+                if now["status"] not in ("queued", "running") and now.get("job_state") in TERMINAL:
+                    return now["status"]
                 time.sleep(0.2)
             return get_runs(conn, [run_id])[0]["status"]
         if run["status"] == "queued":

@@ -27,10 +27,11 @@ from mltui.core.workspace import Workspace
 from mltui.store.connection import write_tx
 
 OPTIONS = ("partition", "time", "gpus", "mem", "account")
-TIME_RE = re.compile(r"(\d+-)?\d+(:\d{1,2}){0,2}|\d+")
+TIME_RE = re.compile(r"(?:(\d+)-)?(\d+)(?::([0-5]?\d))?(?::([0-5]?\d))?|UNLIMITED|INFINITE", re.IGNORECASE)
 MEM_RE = re.compile(r"\d+[KMGT]?", re.IGNORECASE)
 SUBMIT_TIMEOUT = 30.0
-POLL_TIMEOUT = 15.0
+POLL_TIMEOUT = 5.0  # a reader waits at most this for squeue/sacct
+BACK_OFF = 30.0  # after Slurm could not be asked, readers leave it alone this long
 POLL_EVERY = 2.0  # seconds between polls of Slurm for one workspace (any number of readers)
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY",
             "BOOT_FAIL", "DEADLINE", "REVOKED", "SPECIAL_EXIT", "GONE"}
@@ -77,7 +78,8 @@ def batch_script(ws: Workspace, run_id: str, name: str, cwd: str, options: Mappi
              f"#SBATCH --job-name={_job_name(name)}",
              f"#SBATCH --output={run_dir / 'slurm-%j.out'}",
              f"#SBATCH --chdir={cwd}",
-             "#SBATCH --signal=USR2@90",  # the command gets SIGUSR2 90 s before its time limit: time to checkpoint
+             # SIGUSR2 to the batch shell (B:) 90 s before the time limit; the supervisor passes it to the command
+             "#SBATCH --signal=B:USR2@90",
              "#SBATCH --ntasks=1"]
     if options.get("partition"):
         lines.append(f"#SBATCH --partition={options['partition']}")
@@ -233,6 +235,11 @@ def refresh(ws: Workspace, conn: sqlite3.Connection, force: bool = False) -> int
     listed = squeue(ids)
     changes: list[tuple] = []
     if isinstance(listed, str):  # the controller is down or unreachable: say so, change no status
+        try:  # and let the next readers skip asking for a while instead of each waiting POLL_TIMEOUT
+            later = time.time() + BACK_OFF - POLL_EVERY
+            os.utime(stamp, (later, later))
+        except OSError:
+            pass
         for run_id, _, status, _ in active:
             if status == "queued":
                 changes.append(("UPDATE runs SET reason = ? WHERE id = ?", (f"Slurm cannot be asked: {listed}", run_id)))

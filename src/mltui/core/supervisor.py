@@ -93,6 +93,8 @@ class Supervisor:
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
+        # Slurm's warning before a time limit (--signal=B:USR2@90) is the command's, to checkpoint on
+        signal.signal(signal.SIGUSR2, lambda signum, frame: self.child is not None and self._signal_group(signum))
         row = self.conn.execute(
             "SELECT command, cwd, spec, gpus, status FROM runs WHERE id = ?", (self.run_id,)
         ).fetchone()
@@ -151,7 +153,8 @@ class Supervisor:
         fingerprint.join(timeout=30)
         self._recheck_inputs()
         self._register_models()
-        return 0
+        # the command's own exit code (a signal as 128 + N, like a shell): Slurm judges the job by it
+        return returncode if returncode >= 0 else 128 - returncode
 
     def _loop(self) -> int:
         beat = sampled = 0.0
