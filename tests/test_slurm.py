@@ -316,6 +316,8 @@ ARGV = ["--", "python", "-c", "print('never')"]
     (["run", "--on", "local", "--time", "5", *ARGV], "--time is a Slurm option: add --on slurm"),
     (["sweep", "pt", "-p", "a=1,2", "--partition", "debug"], "--partition is a Slurm option: add --on slurm"),
     (["run", "--queue", "--on", "slurm", *ARGV], "--queue is for this machine's queue"),
+    (["sweep", "pt", "-p", "a=1,2", "--queue", "--on", "slurm"], "--queue is for this machine's queue"),
+    (["run", "--on", "slurm", "--time", "5:99", *ARGV], "--time '5:99' is not a Slurm time"),
     (["run", "--on", "slurm", "--time", "soon", *ARGV], "--time 'soon' is not a Slurm time"),
     (["run", "--on", "slurm", "--time", "1:2:3:4", *ARGV], "--time '1:2:3:4' is not a Slurm time"),
     (["run", "--on", "slurm", "--time", "5m", *ARGV], "--time '5m' is not a Slurm time"),

@@ -158,6 +158,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     command = _command(ws, args.name)
     grid = sweep_grid(parse_assignments(args.params, sweep=True))
     slurm = _slurm(args)
+    if slurm is not None and args.queue:
+        from mltui.core.errors import UsageError
+
+        raise UsageError("--queue is for this machine's queue; Slurm queues the job itself.")
     launches = [Launch(command=command, params=combo, note=args.note, queue=slurm is None, gpus=args.gpus,
                        gpu_mem=args.gpu_mem, parent_id=parent, slurm=slurm) for combo in grid]  # every one checked first
     from mltui.core.launcher import ensure_worker
