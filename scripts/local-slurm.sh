@@ -97,6 +97,8 @@ JobCompLoc=$dir/log/jobcomp.txt
 MinJobAge=600
 MailProg=/bin/true
 DefMemPerCPU=1024
+# decide often, so a pending job says why (Resources) within a second or two, not at the next minute
+SchedulerParameters=sched_interval=1,bf_interval=1
 CommunicationParameters=NoInAddrAny,NoCtldInAddrAny
 ReturnToService=2
 StateSaveLocation=$dir/state
