@@ -114,13 +114,5 @@ def parse_policy(data: dict, source: str = "config.toml") -> Policy:
 
 
 def load_policy(ws) -> Policy:
-    import tomllib
-
-    path = ws.config_path
-    if not path.exists():
-        return Policy()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise MltuiError(f"{path} cannot be read: {exc}.") from None
-    return parse_policy(data, str(path.name))
+    """The workspace's policy, from the config.toml the workspace already parses (and caches)."""
+    return parse_policy(ws.config().raw, ws.config_path.name)

@@ -7,6 +7,7 @@ appends to the audit trail in the same transaction.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
@@ -15,12 +16,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from mltui.core import audit
+from mltui.core.datasets import NAME_RE  # models, aliases and datasets follow the same naming rule
 from mltui.core.errors import MltuiError, NotFound, UsageError
 from mltui.core.workspace import Workspace
 from mltui.store.connection import write_tx
 
 STAGES = ("candidate", "staging", "production", "archived")
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 COLUMNS = ("model", "version", "sha256", "size", "run_id", "path", "stage", "user", "created")
 
 
@@ -66,17 +67,11 @@ def _load(conn: sqlite3.Connection, where: str, args: tuple) -> list[ModelVersio
         aliases: dict[tuple[str, int], list[str]] = {}
         for model, alias, version in conn.execute(
                 "SELECT model, alias, version FROM model_aliases WHERE model IN (SELECT value FROM json_each(?)) "
-                "ORDER BY alias", (_json(sorted({v.model for v in out})),)):
+                "ORDER BY alias", (json.dumps(sorted({v.model for v in out})),)):
             aliases.setdefault((model, version), []).append(alias)
         for v in out:
             v.aliases = aliases.get((v.model, v.version), [])
     return out
-
-
-def _json(items) -> str:
-    import json
-
-    return json.dumps(list(items))
 
 
 # -- reading --------------------------------------------------------------------------------------

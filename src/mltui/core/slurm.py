@@ -59,13 +59,7 @@ def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
 
 def defaults(ws: Workspace) -> dict[str, Any]:
     """[slurm] in config.toml: default partition, time, mem, account (and gpus)."""
-    import tomllib
-
-    try:
-        data = tomllib.loads(ws.config_path.read_text(encoding="utf-8")) if ws.config_path.exists() else {}
-    except (OSError, tomllib.TOMLDecodeError):
-        return {}  # the config's own reader reports a broken file
-    section = data.get("slurm", {})
+    section = ws.config().raw.get("slurm", {})
     if not isinstance(section, dict):
         raise MltuiError(f"{ws.config_path}: [slurm] must be a table of defaults.")
     return check_options({k: v for k, v in section.items() if k in OPTIONS})

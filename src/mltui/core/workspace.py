@@ -77,6 +77,7 @@ class Config:
         self.gpu_backend = gpu_backend
         self.gpu_sample_seconds = gpu_sample_seconds
         self.gpu_idle_seconds = gpu_idle_seconds
+        self.raw: dict = {}  # the whole parsed file, for the sections other modules read ([promotion], [slurm])
 
     @property
     def dir_mode(self) -> int:
@@ -130,9 +131,11 @@ def parse_config(text: str, source: str = CONFIG_NAME) -> Config:
     for key, value in (("sample_seconds", sample), ("idle_seconds", idle)):
         if not _is_number(value) or value <= 0:
             raise MltuiError(f"{source}: 'gpu.{key}' must be a positive number of seconds.")
-    return Config(shared=shared, theme=theme, refresh_seconds=float(refresh), keys=dict(keys),
-                  directions=dict(directions), max_parallel=max_parallel, gpu_backend=gpu_backend,
-                  gpu_sample_seconds=float(sample), gpu_idle_seconds=float(idle), **numbers)
+    config = Config(shared=shared, theme=theme, refresh_seconds=float(refresh), keys=dict(keys),
+                    directions=dict(directions), max_parallel=max_parallel, gpu_backend=gpu_backend,
+                    gpu_sample_seconds=float(sample), gpu_idle_seconds=float(idle), **numbers)
+    config.raw = data
+    return config
 
 
 def _is_number(value: object) -> bool:
