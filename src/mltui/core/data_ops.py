@@ -9,40 +9,17 @@ import shutil
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mltui.core.data_cache import Cache, check_object
 from mltui.core.datasets import Progress, Version, cache_of, files
 from mltui.core.errors import MltuiError, UsageError
-from mltui.core.hashing import Entry, hash_file, show
+from mltui.core.hashing import Entry, hash_file, parallel, show
 from mltui.core.workspace import Workspace
 
 FICLONE = 0x40049409  # linux/fs.h: share the extents of another file (btrfs, xfs, bcachefs)
 LINK_MODES = ("auto", "reflink", "hardlink", "copy")
-
-
-def _workers() -> int:
-    return max(2, os.cpu_count() or 2)
-
-
-def _run_parallel(items: list, work: Callable, progress: Progress | None, size: Callable[[object], int]) -> None:
-    total = sum(size(i) for i in items)
-    done = 0
-    with ThreadPoolExecutor(max_workers=_workers()) as pool:
-        futures = {pool.submit(work, i): i for i in items}
-        try:
-            for future in as_completed(futures):
-                future.result()
-                done += size(futures[future])
-                if progress:
-                    progress(done, total)
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
 
 
 # -- checkout -------------------------------------------------------------------------------------
@@ -130,7 +107,7 @@ def checkout(ws: Workspace, conn: sqlite3.Connection, version: Version, dest: st
                 how[kind] = how.get(kind, 0) + 1
 
         file_entries = [e for e in entries if e.kind == "file"]
-        _run_parallel(file_entries, restore, progress, lambda e: e.size)
+        parallel(file_entries, restore, lambda e: e.size, progress=progress)
         if target.exists():
             target.rmdir()  # empty, checked above
         os.replace(build, target)
@@ -188,7 +165,7 @@ def verify(ws: Workspace, conn: sqlite3.Connection, version: Version,
         if problem:
             problems.append({"path": show(e.path), "sha256": e.sha256, "problem": problem})
 
-    _run_parallel(file_entries, check, progress, lambda e: e.size)
+    parallel(file_entries, check, lambda e: e.size, progress=progress)
     return sorted(problems, key=lambda p: p["path"])
 
 

@@ -11,19 +11,17 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mltui.core.data_cache import Cache
 from mltui.core.errors import MltuiError, NotFound, UsageError
-from mltui.core.hashing import (Entry, Found, cacheable, hash_all, hash_file, manifest_line, manifest_of_lines, now_ns,
-                                walk)
+from mltui.core.hashing import (Entry, Found, Progress, cacheable, hash_file, manifest_line, manifest_of_lines, now_ns,
+                                parallel, walk)
 from mltui.core.workspace import Workspace
 from mltui.store.connection import write_tx
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-Progress = Callable[[int, int], None]  # (bytes done, bytes to do)
 
 VERSION_COLUMNS = ("dataset", "id", "seq", "parent", "source", "message", "user", "created", "files", "bytes",
                    "stored")
@@ -163,10 +161,8 @@ def snapshot(ws: Workspace, conn: sqlite3.Connection, root: Path, store: bool = 
         else:
             need.append(f)
     started = now_ns()
-    total = sum(f.size for f in need)
-    report = (lambda done, _files: progress(done, total)) if progress else None
     work = cache.store if store else (lambda f: hash_file(f.abs))
-    hashed = hash_all(need, work, workers=workers, progress=report)
+    hashed = dict(zip([f.rel for f in need], parallel(need, work, lambda f: f.size, workers, progress)))
     for f in need:
         sha, st = hashed[f.rel]
         rows.append((f.rel, "file", st.st_size, sha, None))

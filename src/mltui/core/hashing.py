@@ -15,7 +15,7 @@ from collections.abc import Callable
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from mltui.core.errors import MltuiError
 
@@ -159,39 +159,41 @@ def _buffer() -> tuple[bytearray, memoryview]:
     return got
 
 
-Progress = Callable[[int, int], None]  # (bytes done, files done)
+Progress = Callable[[int, int], None]  # (size done, size to do)
+T = TypeVar("T")
+R = TypeVar("R")
 
 
-def hash_all(jobs: list[Found], work: Callable[[Found], tuple[str, os.stat_result]],
-             workers: int | None = None, progress: Progress | None = None) -> dict[bytes, tuple[str, os.stat_result]]:
-    """Run `work` (hash, or hash and store) over the files on a thread per core; rel path -> result.
+def parallel(items: list[T], work: Callable[[T], R], size: Callable[[T], int], workers: int | None = None,
+             progress: Progress | None = None) -> list[R]:
+    """`work` over every item on a thread per core (hashlib and file reads release the GIL); the results
+    in the order of `items`.
 
-    The threads take files from one shared queue, biggest first (so one large file does not start
+    The threads take items from one shared queue, biggest first (so one large file does not start
     last and finish alone); this thread only reports progress. The first error stops the others.
     """
-    results: dict[bytes, tuple[str, os.stat_result]] = {}
-    if not jobs:
-        return results
-    queue = deque(sorted(jobs, key=lambda f: f.size, reverse=True))
-    done = [0, 0]  # bytes, files
+    if not items:
+        return []
+    queue = deque(sorted(range(len(items)), key=lambda i: size(items[i]), reverse=True))
+    results: list = [None] * len(items)
+    total = sum(size(item) for item in items)
+    done = [0]
     errors: list[BaseException] = []
     lock = threading.Lock()
 
     def worker() -> None:
         while not errors:
             try:
-                found = queue.popleft()
+                i = queue.popleft()
             except IndexError:
                 return
             try:
-                got = work(found)
+                results[i] = work(items[i])
             except BaseException as exc:
                 errors.append(exc)
                 return
-            results[found.rel] = got
             with lock:
-                done[0] += found.size
-                done[1] += 1
+                done[0] += size(items[i])
 
     threads = [threading.Thread(target=worker, daemon=True)
                for _ in range(min(workers or max(2, os.cpu_count() or 2), len(queue)))]
@@ -202,14 +204,14 @@ def hash_all(jobs: list[Found], work: Callable[[Found], tuple[str, os.stat_resul
             while t.is_alive():
                 t.join(0.1)
                 if progress is not None:
-                    progress(done[0], done[1])
+                    progress(done[0], total)
     except BaseException:
-        errors.append(KeyboardInterrupt())  # stop the workers after the file each is on
+        errors.append(KeyboardInterrupt())  # stop the workers after the item each is on
         raise
     if errors:
         raise errors[0]
     if progress is not None:
-        progress(done[0], done[1])
+        progress(done[0], total)
     return results
 
 

@@ -61,8 +61,10 @@ def match_on_disk(ws: Workspace, conn: sqlite3.Connection, dataset: str, source:
     return (now, False) if known else (here[0], True)
 
 
-def _dataset_of_path(conn: sqlite3.Connection, value: str, cwd: str) -> tuple[str, str] | None:
-    """(dataset, source) when `value` names a registered dataset's folder or something inside it."""
+def _dataset_of_path(conn: sqlite3.Connection, value: str, cwd: str,
+                     sources: dict[str, list[tuple[str, str]]] | None = None) -> tuple[str, str] | None:
+    """(dataset, source) when `value` names a registered dataset's folder or something inside it
+    (`sources` from `_sources`, when the caller looks up several values)."""
     if not value or len(value) > 4096 or "\0" in value:
         return None
     path = Path(cwd, value).expanduser()
@@ -72,7 +74,7 @@ def _dataset_of_path(conn: sqlite3.Connection, value: str, cwd: str) -> tuple[st
         path = path.resolve()
     except (OSError, RuntimeError):
         return None
-    sources = _sources(conn)
+    sources = _sources(conn) if sources is None else sources
     for source, found in sorted(sources.items(), key=lambda s: -len(s[0])):
         if path == Path(source) or path.is_relative_to(source):
             return found[0][0], source
@@ -87,6 +89,7 @@ def from_params(ws: Workspace, conn: sqlite3.Connection, run_id: str, params: Ma
 
     if conn.execute("SELECT 1 FROM dataset_versions LIMIT 1").fetchone() is None:
         return []  # no datasets: nothing to look for
+    sources = _sources(conn)
     seen: dict[tuple[str, str], dict] = {}
     candidates = [(f"param {k}", v) for k, v in params.items() if isinstance(v, str)]
     candidates += [("argument", a) for a in list(argv)[1:MAX_ARGS]]
@@ -101,7 +104,7 @@ def from_params(ws: Workspace, conn: sqlite3.Connection, run_id: str, params: Ma
             seen.setdefault((v.dataset, v.id), {"dataset": v.dataset, "version": v.id, "how": how,
                                                  "path": None, "changed": None})
             continue
-        found = _dataset_of_path(conn, value, cwd)
+        found = _dataset_of_path(conn, value, cwd, sources)
         if found is None or any(d == found[0] and s.get("path") == found[1] for (d, _), s in seen.items()):
             continue
         dataset, source = found
