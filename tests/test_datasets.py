@@ -9,6 +9,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import threading
 import time
 from contextlib import closing
 from pathlib import Path
@@ -581,6 +582,90 @@ def test_hash_file_retries_then_gives_up_on_a_file_that_never_holds_still(tmp_pa
         pytest.skip("needs Linux /proc")
     with pytest.raises(FileChanged, match=r"kept changing while it was being hashed \(3 tries\)"):
         hash_file(proc)
+
+
+def _found(path: Path) -> hashing.Found:
+    """The walk's view of one file."""
+    return hashing.walk(path).files[0]
+
+
+def test_hash_file_trusts_the_walks_stat_only_while_the_file_matches_it(tmp_path):
+    path = tmp_path / "a.bin"
+    path.write_bytes(b"first bytes")
+    seen = _found(path)
+    digest, st = hash_file(seen.abs, seen=seen)
+    assert digest == sha(b"first bytes") and st.st_ino == seen.inode
+
+    # replaced since the walk by another file of the same size and mtime: the inode tells, and the
+    # new bytes are what gets hashed
+    other = tmp_path / "b.bin"
+    other.write_bytes(b"other bytes")
+    os.utime(other, ns=(seen.mtime_ns, seen.mtime_ns))
+    os.replace(other, path)
+    digest, st = hash_file(seen.abs, seen=seen)
+    assert digest == sha(b"other bytes") and st.st_ino != seen.inode
+
+    # grown since the walk: read to the end, not cut at the size the walk saw
+    seen = _found(path)
+    with open(path, "ab") as fh:
+        fh.write(b" and more")
+    digest, st = hash_file(seen.abs, seen=seen)
+    assert digest == sha(b"other bytes and more") and st.st_size == len(b"other bytes and more")
+
+    # shrunk since the walk
+    seen = _found(path)
+    path.write_bytes(b"tiny")
+    assert hash_file(seen.abs, seen=seen)[0] == sha(b"tiny")
+
+
+@pytest.mark.parametrize("swap", ["fifo", "folder"])
+def test_hash_file_refuses_a_file_swapped_for_a_fifo_or_folder_without_blocking(tmp_path, swap):
+    path = tmp_path / "data.bin"
+    path.write_bytes(b"x" * 100)
+    seen = _found(path)
+    path.unlink()
+    if swap == "fifo":
+        os.mkfifo(path)  # no writer: a blocking open would wait forever
+    else:
+        path.mkdir()
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            outcome.append(hash_file(seen.abs, seen=seen))
+        except Exception as exc:  # noqa: BLE001 - the test looks at what it was
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), "hash_file blocked"
+    assert isinstance(outcome[0], MltuiError) and "no longer a regular file" in str(outcome[0])
+
+
+def test_a_failed_add_keeps_the_stat_cache_of_the_files_it_hashed(ws, conn, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(3):
+        (data / f"steady{i}.bin").write_bytes(bytes([i]) * (1 << 20))
+    log = data / "growing.log"
+    log.write_bytes(b"L" * 1000)  # the smallest: with one thread, biggest first, it is hashed last
+    time.sleep(hashing.RACY_NS / 1e9 + 0.1)  # the steady files are old enough to be trusted from the cache
+    proc = _appender(log)
+    try:
+        with pytest.raises(FileChanged, match="growing.log"):
+            add(ws, conn, data, "ds", workers=1)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert list_datasets(conn) == []  # no version
+    root = os.fsencode(data.resolve())
+    cached = {bytes(p) for (p,) in conn.execute("SELECT path FROM hash_cache")}
+    assert cached == {root + b"/steady%d.bin" % i for i in range(3)}
+    # so the next add hashes only what it had not
+    result = add(ws, conn, data, "ds")
+    assert (result.hashed_files, result.cached_files) == (1, 3)
+    assert by_path(files(conn, result.version.id))[b"steady2.bin"].sha256 == sha(b"\x02" * (1 << 20))
 
 
 def _appender(path: Path) -> subprocess.Popen:

@@ -37,7 +37,7 @@ class Cache:
                 # buffered: a BufferedWriter writes all it is given or raises (a raw write may write less)
                 with os.fdopen(fd, "wb") as out:
                     try:
-                        sha, st = hash_file(found.abs, sink=out.write)
+                        sha, st = hash_file(found.abs, sink=out.write, seen=found if attempt == 0 else None)
                         break
                     except FileChanged:
                         if attempt == RETRIES - 1:

@@ -19,9 +19,11 @@ from mltui.core.errors import MltuiError, NotFound, UsageError
 from mltui.core.hashing import (Entry, Found, Progress, cacheable, hash_file, manifest_line, manifest_of_lines, now_ns,
                                 parallel, walk)
 from mltui.core.workspace import Workspace
-from mltui.store.connection import write_tx
+from mltui.store.connection import insert_rows, write_tx
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+COLLECT_EVERY = 0.2  # seconds between saves of the stat cache while hashing
 
 VERSION_COLUMNS = ("dataset", "id", "seq", "parent", "source", "message", "user", "created", "files", "bytes",
                    "stored")
@@ -111,19 +113,11 @@ def load_stat_cache(conn: sqlite3.Connection, root: bytes) -> dict[bytes, tuple]
     return {row[0]: row for row in rows}
 
 
-def save_stat_cache(conn: sqlite3.Connection, found: list[Found], hashed: dict, started_ns: int) -> None:
-    rows = []
-    for f in found:
-        got = hashed.get(f.rel)
-        if got is None:
-            continue
-        sha, st = got
-        if cacheable(max(st.st_mtime_ns, st.st_ctime_ns), started_ns):
-            rows.append((f.abs, st.st_size, st.st_mtime_ns, st.st_ino, sha, st.st_ctime_ns))
-    conn.executemany(
-        "INSERT INTO hash_cache(path, size, mtime_ns, inode, sha256, ctime_ns) VALUES (?,?,?,?,?,?) "
-        "ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns, "
-        "inode = excluded.inode, sha256 = excluded.sha256, ctime_ns = excluded.ctime_ns", rows)
+def save_stat_cache(conn: sqlite3.Connection, rows: list[tuple]) -> None:
+    """Upsert (abs path, size, mtime_ns, inode, sha256, ctime_ns) rows."""
+    insert_rows(conn, "INSERT INTO hash_cache(path, size, mtime_ns, inode, sha256, ctime_ns)", rows,
+                " ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns, "
+                "inode = excluded.inode, sha256 = excluded.sha256, ctime_ns = excluded.ctime_ns")
 
 
 # -- snapshot ------------------------------------------------------------------------------------
@@ -131,10 +125,9 @@ def save_stat_cache(conn: sqlite3.Connection, found: list[Found], hashed: dict, 
 class Snapshot:
     rows: list[tuple]  # (path, kind, size, sha256, target) for every entry, as dataset_files holds them
     id: str
-    found: list[Found]  # the files hashed this time
-    hashed: dict  # rel -> (sha, stat) for the files hashed this time
-    cached: int
-    started: int  # when hashing began (ns): rows for files modified after are not cached
+    hashed_files: int
+    hashed_bytes: int
+    cached: int  # files the stat cache vouched for
 
     @property
     def entries(self) -> list[Entry]:
@@ -144,7 +137,10 @@ class Snapshot:
 def snapshot(ws: Workspace, conn: sqlite3.Connection, root: Path, store: bool = False,
              progress: Progress | None = None, workers: int | None = None) -> Snapshot:
     """Walk and hash `root` (only files the stat cache cannot vouch for), storing bytes if asked.
-    The caller saves the stat cache (`save_stat_cache`) in its own transaction."""
+
+    The stat cache rows of the files hashed are saved as the hashing goes, in short transactions,
+    so an interrupted add keeps what it hashed.
+    """
     tree = walk(root, exclude=ws.root)
     if tree.skipped:
         more = f" (and {len(tree.skipped) - 1} more)" if len(tree.skipped) > 1 else ""
@@ -153,32 +149,52 @@ def snapshot(ws: Workspace, conn: sqlite3.Connection, root: Path, store: bool = 
     known = load_stat_cache(conn, os.fsencode(root))
     need: list[Found] = []
     rows: list[tuple] = []
+    lines: list[tuple[bytes, bytes]] = []  # (path, manifest line)
     for f in tree.files:
         hit = known.get(f.abs)  # (path, size, mtime_ns, inode, sha256, ctime_ns)
         if (hit is not None and hit[1] == f.size and hit[2] == f.mtime_ns and hit[3] == f.inode
                 and hit[5] == f.ctime_ns and (not store or cache.has(hit[4]))):
             rows.append((f.rel, "file", f.size, hit[4], None))
+            lines.append((f.rel, _file_line(f.rel, f.size, hit[4])))
         else:
             need.append(f)
-    started = now_ns()
-    work = cache.store if store else (lambda f: hash_file(f.abs))
-    hashed = dict(zip([f.rel for f in need], parallel(need, work, lambda f: f.size, workers, progress)))
-    for f in need:
-        sha, st = hashed[f.rel]
-        rows.append((f.rel, "file", st.st_size, sha, None))
+    started = now_ns()  # rows for files modified after this are not cached
+    hashed_bytes = 0
+
+    def work(f: Found) -> tuple[tuple, tuple, tuple | None]:
+        """Hash one file (on a worker thread) and make its rows there, beside the other thread's hashing."""
+        sha, st = cache.store(f) if store else hash_file(f.abs, seen=f)
+        keep = cacheable(max(st.st_mtime_ns, st.st_ctime_ns), started)
+        return ((f.rel, "file", st.st_size, sha, None), (f.rel, _file_line(f.rel, st.st_size, sha)),
+                (f.abs, st.st_size, st.st_mtime_ns, st.st_ino, sha, st.st_ctime_ns) if keep else None)
+
+    def collect(done: list[tuple[Found, tuple[tuple, tuple, tuple | None]]]) -> None:
+        nonlocal hashed_bytes
+        cached = []
+        for _, (row, line, cache_row) in done:
+            rows.append(row)
+            lines.append(line)
+            hashed_bytes += row[2]
+            if cache_row is not None:
+                cached.append(cache_row)
+        if cached:
+            cached.sort()  # in key order: each insert lands beside the last, in pages already in memory
+            with write_tx(conn, ws.db_path):
+                save_stat_cache(conn, cached)
+
+    parallel(need, work, lambda f: f.size, workers, progress, collect, every=COLLECT_EVERY)
     rows += [(e.path, e.kind, e.size, e.sha256, e.target) for e in tree.others]
-    lines = [(path, b"F\0" + path + b"\0" + str(size).encode() + b"\0" + sha.encode() + b"\n")
-             for path, kind, size, sha, _ in rows if kind == "file"]
     lines += [(e.path, manifest_line(e)) for e in tree.others]
-    return Snapshot(rows, manifest_of_lines(lines), need, hashed, len(tree.files) - len(need), started)
+    return Snapshot(rows, manifest_of_lines(lines), len(need), hashed_bytes, len(tree.files) - len(need))
+
+
+def _file_line(path: bytes, size: int, sha: str) -> bytes:
+    return b"F\0" + path + b"\0" + str(size).encode() + b"\0" + sha.encode() + b"\n"
 
 
 def current_id(ws: Workspace, conn: sqlite3.Connection, root: Path) -> str:
     """The id the data at `root` would have now (hashing only what changed); the stat cache is kept."""
-    snap = snapshot(ws, conn, root)
-    with write_tx(conn, ws.db_path):
-        save_stat_cache(conn, snap.found, snap.hashed, snap.started)
-    return snap.id
+    return snapshot(ws, conn, root).id
 
 
 def add(ws: Workspace, conn: sqlite3.Connection, path: str | os.PathLike[str], name: str,
@@ -199,9 +215,7 @@ def add(ws: Workspace, conn: sqlite3.Connection, path: str | os.PathLike[str], n
         raise UsageError(f"{root} is inside the workspace folder {ws.root}, which cannot be a dataset.")
     begin = time.perf_counter()
     snap = snapshot(ws, conn, root, store=store, progress=progress, workers=workers)
-    hashed_bytes = sum(st.st_size for _, st in snap.hashed.values())
-    with write_tx(conn, ws.db_path):  # the stat cache rows and the version land together
-        save_stat_cache(conn, snap.found, snap.hashed, snap.started)
+    with write_tx(conn, ws.db_path):
         existing = conn.execute(_select("dataset = ? AND id = ?"), (name, snap.id)).fetchone()
         if existing is not None:
             # the bytes may have moved: the folder they were last added from is where lineage looks for them
@@ -214,16 +228,15 @@ def add(ws: Workspace, conn: sqlite3.Connection, path: str | os.PathLike[str], n
             last = conn.execute("SELECT id, seq FROM dataset_versions WHERE dataset = ? ORDER BY seq DESC LIMIT 1",
                                 (name,)).fetchone()
             files = [r for r in snap.rows if r[1] == "file"]
-            conn.executemany(
-                "INSERT OR IGNORE INTO dataset_files(version, path, kind, size, sha256, target) VALUES (?,?,?,?,?,?)",
-                [(snap.id, *r) for r in snap.rows])
+            insert_rows(conn, "INSERT OR IGNORE INTO dataset_files(version, path, kind, size, sha256, target)",
+                        [(snap.id, *r) for r in sorted(snap.rows)])  # key order, as the stat cache
             row = (name, snap.id, (last[1] + 1) if last else 1, last[0] if last else None, path_to_db(str(root)), message,
                    user or _user(), time.time(), len(files), sum(r[2] for r in files), int(store))
             conn.execute(f"INSERT INTO dataset_versions({', '.join(VERSION_COLUMNS)}) VALUES "
                          f"({', '.join('?' * len(VERSION_COLUMNS))})", row)
             version = _version(row)  # the source decoded back, as read from the store
             created = True
-    return AddResult(version, created, len(snap.hashed), hashed_bytes, snap.cached, time.perf_counter() - begin)
+    return AddResult(version, created, snap.hashed_files, snap.hashed_bytes, snap.cached, time.perf_counter() - begin)
 
 
 # -- reading -------------------------------------------------------------------------------------

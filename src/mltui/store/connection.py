@@ -176,3 +176,14 @@ def write_tx(conn: sqlite3.Connection, path: Path | str = "") -> Iterator[sqlite
         except sqlite3.Error:
             pass
         raise translate(exc, path) from None
+
+
+def insert_rows(conn: sqlite3.Connection, head: str, rows: list[tuple], tail: str = "", per: int = 200) -> None:
+    """`head VALUES (?,...),(?,...) tail` over `rows`, `per` rows a statement: about a third quicker
+    than executemany's statement per row. `head` and `tail` are fixed SQL; the values are all bound."""
+    if not rows:
+        return
+    one = "(" + ",".join("?" * len(rows[0])) + ")"
+    for i in range(0, len(rows), per):
+        part = rows[i:i + per]
+        conn.execute(f"{head} VALUES {','.join([one] * len(part))}{tail}", [v for row in part for v in row])
