@@ -1,6 +1,6 @@
 """Dataset hashing: `mltui data add` throughput against the raw read speed and sha256, and re-add times.
 
-    python bench/hashing.py [--repeat 5] [--files 2000] [--total-mb 1000] [--skip-100k]
+    python bench/hashing.py [--repeat 7] [--files 2000] [--total-mb 1000] [--skip-100k]
                             [--data-dir /tmp/mltui-bench-hash] [--data-dir-100k /tmp/mltui-bench-hash-100k]
 
 1. A --files / --total-mb dataset of random bytes (sizes 0.5x to 1.5x the mean, in nested folders),
@@ -167,7 +167,7 @@ def each(xs: list[float], digits: int = 0) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--repeat", type=int, default=7, help="rounds of baselines and first add (default 7; the median is quoted)")
     p.add_argument("--store-repeat", type=int, default=3, help="passes of the store=True first add (default 3)")
     p.add_argument("--files", type=int, default=2000)
     p.add_argument("--total-mb", type=float, default=1000, help="dataset size in MB (default 1000 = 1 GB)")
