@@ -276,6 +276,41 @@ def test_verify_reports_a_corrupted_object(cli, ws, data, stored):
     assert not (data.parent / "restored").exists()
 
 
+def test_verify_repair_puts_back_what_the_source_still_holds(cli, ws, data, stored):
+    def obj(content: bytes) -> Path:
+        return ws.root / "cache" / sha(content)[:2] / sha(content)[2:]
+
+    big, raw = obj(BIG), obj(RAW)
+    os.chmod(big, 0o644)
+    big.write_bytes(BIG[::-1])  # damaged
+    raw.unlink()  # missing (its file's name is not UTF-8)
+    csv = (data / "train.csv").read_bytes()
+    obj(csv).unlink()
+    (data / "train.csv").write_bytes(csv.replace(b"1,b", b"1,a", 1))  # the source changed: same size, other bytes
+
+    plain = cli("data", "verify", "ds")
+    assert plain.returncode == 1 and "verify --repair" in plain.stdout
+    fixed = cli("data", "verify", "ds", "--repair")
+    assert fixed.returncode == 1, fixed.stderr
+    assert "put back 2 damaged or missing file(s) from " in fixed.stdout
+    assert "1 of 3 files are damaged or missing" in fixed.stdout
+    row = next(line for line in fixed.stdout.splitlines() if line.startswith("train.csv"))
+    assert "missing; the source holds other bytes now" in row
+    for path, content in ((big, BIG), (raw, RAW)):  # whole again, read-only like every object
+        assert path.read_bytes() == content and stat.S_IMODE(path.stat().st_mode) == 0o444
+
+    again = json.loads(ok(cli("data", "verify", "ds", "--repair", "--json"), 1).stdout)
+    assert again["ok"] is False and again["repaired"] == []
+    assert again["problems"] == [{"path": "train.csv", "sha256": sha(csv),
+                                  "problem": "missing; the source holds other bytes now"}]
+    (data / "train.csv").write_bytes(csv)  # the source holds the recorded bytes again
+    done = as_json(cli("data", "verify", "ds", "--repair", "--json"))
+    assert done["ok"] is True and [p["path"] for p in done["repaired"]] == ["train.csv"]
+    assert ok(cli("data", "verify", "ds")).returncode == 0
+    ok(cli("data", "checkout", "ds", "restored", "--link", "copy"))
+    assert tree(data.parent / "restored") == tree(data)
+
+
 def test_gc_dry_run_then_gc(cli, ws, data, stored):
     orphan = b"bytes no version refers to\n"
     obj = ws.root / "cache" / sha(orphan)[:2] / sha(orphan)[2:]

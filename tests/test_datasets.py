@@ -647,9 +647,11 @@ def test_a_failed_add_keeps_the_stat_cache_of_the_files_it_hashed(ws, conn, tmp_
     data = tmp_path / "data"
     data.mkdir()
     for i in range(3):
-        (data / f"steady{i}.bin").write_bytes(bytes([i]) * (1 << 20))
+        (data / f"steady{i}.bin").write_bytes(bytes([i]) * (24 << 20))
     log = data / "growing.log"
-    log.write_bytes(b"L" * 1000)  # the smallest: with one thread, biggest first, it is hashed last
+    # the smallest: with one thread, biggest first, it is hashed last; big enough that every read of
+    # it takes long enough for the appender to write during it
+    log.write_bytes(b"L" * (16 << 20))
     time.sleep(hashing.RACY_NS / 1e9 + 0.1)  # the steady files are old enough to be trusted from the cache
     proc = _appender(log)
     try:
@@ -665,7 +667,7 @@ def test_a_failed_add_keeps_the_stat_cache_of_the_files_it_hashed(ws, conn, tmp_
     # so the next add hashes only what it had not
     result = add(ws, conn, data, "ds")
     assert (result.hashed_files, result.cached_files) == (1, 3)
-    assert by_path(files(conn, result.version.id))[b"steady2.bin"].sha256 == sha(b"\x02" * (1 << 20))
+    assert by_path(files(conn, result.version.id))[b"steady2.bin"].sha256 == sha(b"\x02" * (24 << 20))
 
 
 def _appender(path: Path) -> subprocess.Popen:

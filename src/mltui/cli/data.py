@@ -62,6 +62,9 @@ def register(sub, common: argparse.ArgumentParser) -> None:
                     "sharing the cache's bytes (fast, no extra space)")
     ve = verb("verify", "check that the cache holds every byte of a version", cmd_verify)
     ve.add_argument("spec", metavar="NAME@VERSION", help=SPEC_HELP)
+    ve.add_argument("--repair", action="store_true",
+                    help="put damaged or missing bytes back from the folder the version was added from, where "
+                    "the files there still hold them (checked by hash)")
     gc = verb("gc", "remove cached bytes no version needs", cmd_gc)
     gc.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
 
@@ -284,23 +287,36 @@ def cmd_checkout(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from mltui.cli.progress import progress_bar
-    from mltui.core.data_ops import verify
-    from mltui.core.datasets import resolve
+    from mltui.core.data_ops import repair, verify
+    from mltui.core.datasets import printable, resolve
 
     ws, conn = _open()
+    repaired: list[dict] = []
     with closing(conn):
         v = resolve(conn, args.spec)
         with progress_bar("verifying") as bar:
             problems = verify(ws, conn, v, bar)
+        if problems and args.repair:
+            with progress_bar("repairing") as bar:
+                repaired, problems = repair(ws, conn, v, problems, bar)
     if args.json:
-        print_json({"version": v.as_dict(), "ok": not problems, "problems": problems})
+        out = {"version": v.as_dict(), "ok": not problems, "problems": problems}
+        if args.repair:
+            out["repaired"] = repaired
+        print_json(out)
         return 1 if problems else 0
+    if repaired:
+        names = ", ".join(safe(p["path"]) for p in repaired[:5]) + (" ..." if len(repaired) > 5 else "")
+        print(f"{safe(v.label)}: put back {len(repaired)} damaged or missing file(s) from "
+              f"{safe(printable(v.source) or '')}: {names}.")
     if not problems:
         print(f"{safe(v.label)}: all {v.files:,} files are in the cache and intact.")
         return 0
     print(f"{safe(v.label)}: {len(problems)} of {v.files:,} files are damaged or missing"
           + ("" if v.stored else " (this version was added without --store)") + ":")
     print(table(["PATH", "SHA256", "PROBLEM"], [[p["path"], (p["sha256"] or "")[:12], p["problem"]] for p in problems]))
+    if not args.repair:
+        print("`mltui data verify --repair` puts back what the source folder still holds.")
     return 1
 
 

@@ -16,6 +16,10 @@ from mltui.core.hashing import RETRIES, FileChanged, Found, hash_file
 TMP_MAX_AGE = 3600.0  # gc removes temporary files older than this (a crashed add's leftovers)
 
 
+class _Mismatch(Exception):
+    """The bytes copied in are not the ones asked for."""
+
+
 class Cache:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -29,6 +33,18 @@ class Cache:
 
     def store(self, found: Found) -> tuple[str, os.stat_result]:
         """Copy a file into the cache while hashing it; the object is named by what was read."""
+        return self._copy_in(found, None)
+
+    def restore(self, found: Found, sha256: str) -> bool:
+        """Put `found` back as object `sha256`, replacing whatever damaged copy is there, if its bytes
+        (hashed as they are copied) are those; False, and nothing changed, when they are not."""
+        try:
+            self._copy_in(found, sha256)
+        except _Mismatch:
+            return False
+        return True
+
+    def _copy_in(self, found: Found, expect: str | None) -> tuple[str, os.stat_result]:
         self.tmp.mkdir(parents=True, exist_ok=True)
         temp = self.tmp / f"{uuid.uuid4().hex}.part"
         try:
@@ -42,9 +58,11 @@ class Cache:
                     except FileChanged:
                         if attempt == RETRIES - 1:
                             raise
+            if expect is not None and sha != expect:
+                raise _Mismatch(sha)
             final = self.path(sha)
-            if final.is_file():
-                temp.unlink()
+            if final.is_file() and expect is None:
+                temp.unlink()  # the same bytes are there already
             else:
                 final.parent.mkdir(exist_ok=True)
                 os.chmod(temp, 0o444)  # objects are never edited in place (checkouts may hard-link them)

@@ -7,6 +7,7 @@ import fcntl
 import os
 import shutil
 import sqlite3
+import stat as stat_mod
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from pathlib import Path
 from mltui.core.data_cache import Cache, check_object
 from mltui.core.datasets import Progress, Version, cache_of, files
 from mltui.core.errors import MltuiError, UsageError
-from mltui.core.hashing import Entry, hash_file, parallel, show
+from mltui.core.hashing import Entry, Found, hash_file, parallel, show
 from mltui.core.workspace import Workspace
 
 FICLONE = 0x40049409  # linux/fs.h: share the extents of another file (btrfs, xfs, bcachefs)
@@ -128,8 +129,7 @@ def _plan_sources(cache: Cache, version: Version, entries: list[Entry]) -> dict[
     """For each file: where its bytes come from (the cache, else the source folder if they are there)."""
     plan: dict[bytes, tuple[Path, str]] = {}
     missing = []
-    source = Path(version.source) if version.source else None
-    single = source is not None and source.is_file()
+    at_source = _source_of(version)
     for e in entries:
         if e.kind != "file":
             continue
@@ -137,11 +137,8 @@ def _plan_sources(cache: Cache, version: Version, entries: list[Entry]) -> dict[
         if obj.is_file():
             plan[e.path] = (obj, "cache")
             continue
-        candidate = None
-        if source is not None:
-            candidate = source if single else source / os.fsdecode(e.path)
-        if candidate is not None and candidate.is_file() and not candidate.is_symlink() \
-                and candidate.stat().st_size == e.size:
+        candidate = at_source(e)
+        if candidate is not None:
             plan[e.path] = (candidate, "source")  # verified by hash while copying
         else:
             missing.append(e)
@@ -150,6 +147,25 @@ def _plan_sources(cache: Cache, version: Version, entries: list[Entry]) -> dict[
         raise MltuiError(f"{len(missing)} file(s) of {version.label} are neither in the cache nor at the source, "
                          f"e.g. {show(missing[0].path)}{hint}.")
     return plan
+
+
+def _source_of(version: Version):
+    """A function: the file in the version's source folder that may still hold an entry's bytes (a
+    regular file of the recorded size), else None. Whether it does, only its hash can say."""
+    source = Path(version.source) if version.source else None
+    single = source is not None and source.is_file()
+
+    def at_source(e: Entry) -> Path | None:
+        if source is None:
+            return None
+        candidate = source if single else source / os.fsdecode(e.path)
+        try:
+            st = candidate.lstat()
+        except OSError:
+            return None
+        return candidate if stat_mod.S_ISREG(st.st_mode) and st.st_size == e.size else None
+
+    return at_source
 
 
 # -- verify ---------------------------------------------------------------------------------------
@@ -167,6 +183,38 @@ def verify(ws: Workspace, conn: sqlite3.Connection, version: Version,
 
     parallel(file_entries, check, lambda e: e.size, progress=progress)
     return sorted(problems, key=lambda p: p["path"])
+
+
+def repair(ws: Workspace, conn: sqlite3.Connection, version: Version, problems: list[dict],
+           progress: Progress | None = None) -> tuple[list[dict], list[dict]]:
+    """Put back each damaged or missing object of `problems` (from `verify`) from the version's source
+    folder, where the file there still holds the recorded bytes (hashed as they are copied in, so
+    nothing else goes in). Returns (repaired, still damaged or missing, with why)."""
+    cache = cache_of(ws)
+    at_source = _source_of(version)
+    entries = {show(e.path): e for e in files(conn, version.id) if e.kind == "file"}
+    todo = [(p, entries[p["path"]]) for p in problems]
+    outcome: dict[str, str | None] = {}
+
+    def fix(item: tuple[dict, Entry]) -> None:
+        p, e = item
+        candidate = at_source(e)
+        if candidate is None:
+            outcome[p["path"]] = p["problem"] + "; not at the source either"
+            return
+        st = candidate.lstat()
+        found = Found(e.path, os.fsencode(candidate), st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+        try:
+            same = cache.restore(found, e.sha256 or "")
+        except (OSError, MltuiError) as exc:
+            outcome[p["path"]] = f"{p['problem']}; the source could not be read ({getattr(exc, 'strerror', None) or exc})"
+            return
+        outcome[p["path"]] = None if same else p["problem"] + "; the source holds other bytes now"
+
+    parallel(todo, fix, lambda item: item[1].size, progress=progress)
+    repaired = [p for p, _ in todo if outcome[p["path"]] is None]
+    left = [{**p, "problem": outcome[p["path"]]} for p, _ in todo if outcome[p["path"]] is not None]
+    return repaired, left
 
 
 # -- diff -----------------------------------------------------------------------------------------
