@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import mltui
+from mltui.core import datasets as datasets_module
 from mltui.core import hashing
 from mltui.core.data_ops import checkout, gc, verify
 from mltui.core.datasets import (
@@ -668,6 +669,27 @@ def test_a_failed_add_keeps_the_stat_cache_of_the_files_it_hashed(ws, conn, tmp_
     result = add(ws, conn, data, "ds")
     assert (result.hashed_files, result.cached_files) == (1, 3)
     assert by_path(files(conn, result.version.id))[b"steady2.bin"].sha256 == sha(b"\x02" * (24 << 20))
+
+
+def test_a_file_removed_between_the_walk_and_its_hashing_is_one_sentence(ws, conn, tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "stays.txt").write_text("here\n")
+    (data / "goes.txt").write_text("soon gone\n")
+    walk = datasets_module.walk
+
+    def walk_then_remove(*args, **kwargs):  # the race, made deterministic: removed right after the walk saw it
+        tree = walk(*args, **kwargs)
+        (data / "goes.txt").unlink()
+        return tree
+
+    monkeypatch.setattr(datasets_module, "walk", walk_then_remove)
+    with pytest.raises(MltuiError, match=r"Could not add goes\.txt from .*: No such file or directory; "
+                                         r"nothing was recorded\."):
+        add(ws, conn, data, "ds")
+    assert list_datasets(conn) == []
+    monkeypatch.undo()
+    assert add(ws, conn, data, "ds").version.files == 1
 
 
 def _appender(path: Path) -> subprocess.Popen:

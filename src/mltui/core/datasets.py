@@ -17,7 +17,7 @@ from pathlib import Path
 from mltui.core.data_cache import Cache
 from mltui.core.errors import MltuiError, NotFound, UsageError
 from mltui.core.hashing import (Entry, Found, Progress, cacheable, hash_file, manifest_line, manifest_of_lines, now_ns,
-                                parallel, walk)
+                                parallel, show, walk)
 from mltui.core.workspace import Workspace
 from mltui.store.connection import insert_rows, write_tx
 
@@ -163,7 +163,11 @@ def snapshot(ws: Workspace, conn: sqlite3.Connection, root: Path, store: bool = 
 
     def work(f: Found) -> tuple[tuple, tuple, tuple | None]:
         """Hash one file (on a worker thread) and make its rows there, beside the other thread's hashing."""
-        sha, st = cache.store(f) if store else hash_file(f.abs, seen=f)
+        try:
+            sha, st = cache.store(f) if store else hash_file(f.abs, seen=f)
+        except OSError as exc:  # removed since the walk, unreadable, or the cache's disk is full
+            raise MltuiError(f"Could not add {show(f.rel)} from {root}: {exc.strerror or exc}; "
+                             "nothing was recorded.") from None
         keep = cacheable(max(st.st_mtime_ns, st.st_ctime_ns), started)
         return ((f.rel, "file", st.st_size, sha, None), (f.rel, _file_line(f.rel, st.st_size, sha)),
                 (f.abs, st.st_size, st.st_mtime_ns, st.st_ino, sha, st.st_ctime_ns) if keep else None)
