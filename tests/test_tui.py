@@ -160,10 +160,12 @@ def tui_messages(app) -> list[tuple[str, str]]:
 
 async def tui_loaded(pilot, rows: int) -> None:
     await tui_wait(pilot, lambda: tui_table(pilot.app).row_count == rows and tui_status(pilot.app) != "")
-    # and drawn: every row has a line on screen (the frame after the rows were added)
+    # and drawn: every row has a line on screen (the frame after the rows were added), at its final
+    # column widths (DataTable widens columns to their content on the next idle, not on add_row: a
+    # line drawn before that has every column cut to its header's width)
     table = tui_table(pilot.app)
-    await tui_wait(pilot, lambda: sum(1 for line in tui_lines(table)[1:] if line)
-                   >= min(rows, table.size.height - 1))
+    await tui_wait(pilot, lambda: not table._require_update_dimensions
+                   and sum(1 for line in tui_lines(table)[1:] if line) >= min(rows, table.size.height - 1))
 
 
 # -- 1. layout at two sizes ----------------------------------------------------------------
