@@ -748,8 +748,7 @@ async def test_system_commands_reach_every_pane_and_the_runs_actions(tui_ws, tui
         for _, title, _, _ in PANES[::-1]:
             pane = next(p for p, t, _, _ in PANES if t == title)
             commands[f"Show {title}"].callback()
-            await pilot.pause(0.05)
-            assert tabs.active == pane
+            await tui_wait(pilot, lambda: tabs.active == pane)
 
         commands["Show GPUs"].callback()
         commands["Sort runs"].callback()  # goes back to the runs pane and sorts
@@ -758,8 +757,7 @@ async def test_system_commands_reach_every_pane_and_the_runs_actions(tui_ws, tui
         assert tui_row_keys(app)[0] == tui_runs["charlie"]
 
         commands["Filter runs"].callback()
-        await pilot.pause(0.05)
-        assert app.focused is app.screen.query_one("#filter", Input)
+        await tui_wait(pilot, lambda: app.focused is app.screen.query_one("#filter", Input))
 
         # from the detail screen, "Show Datasets" pops back to the main screen first
         commands["Open the highlighted run"].callback()

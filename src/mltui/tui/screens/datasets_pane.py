@@ -76,7 +76,7 @@ class DatasetsPane(Vertical, Polling):
                 yield Static(id="data-title")
                 yield ProgressBar(id="data-progress", show_eta=False)
                 yield Static(id="data-chart")
-                yield DataTable(id="data-detail", cursor_type="row", zebra_stripes=True)
+                yield KeyedTable(id="data-detail")  # cursor by row, zebra stripes
 
     def on_mount(self) -> None:
         self.query_one("#data-progress").display = False

@@ -25,6 +25,16 @@ PANES = [
 ]
 
 
+class Panes(TabbedContent):
+    """The main screen's tabs. Only an explicit switch (keys 1-5, the palette, a command) changes the
+    pane. Textual would also switch to the pane of any widget given the focus, but that word comes as
+    a message, which can arrive after a later explicit switch (two quick keys, a palette command that
+    goes on to another pane) and undo it; the focus is only ever moved into the pane just shown."""
+
+    def _on_tab_pane_focused(self, event: TabPane.Focused) -> None:
+        event.stop()
+
+
 class MainScreen(Screen):
     BINDINGS = [
         Binding(key, f"show_pane('{pane}')", title, id=f"app.pane.{pane}", show=False)  # the tabs show the keys
@@ -38,7 +48,7 @@ class MainScreen(Screen):
         self.directions = directions or {}
 
     def compose(self) -> ComposeResult:
-        with TabbedContent(initial="runs", id="panes"):
+        with Panes(initial="runs", id="panes"):
             for pane, title, key, text in PANES:
                 with TabPane(f"{key} {title}", id=pane):
                     if pane == "runs":
@@ -59,6 +69,9 @@ class MainScreen(Screen):
 
     def action_show_pane(self, pane: str) -> None:
         self.query_one(TabbedContent).active = pane
+        # every focus lands after this switch, in the order of the switches, so the last one wins: runs
+        # and compare by Widget.focus (next turn: before a focus that follows, the filter's), the others
+        # once their pane is drawn and only if it is still shown
         if pane == "runs":
             self.query_one("#runs-table").focus()
         elif pane == "compare":
@@ -68,8 +81,6 @@ class MainScreen(Screen):
             self._focus_in("datasets", "#datasets-pane")  # it passes the focus on to its versions table
             self.query_one(DatasetsPane).poll_now(force=True)
         elif pane == "gpus":
-            # deferred, and only if still shown: focusing inside a tab makes it the active tab, which must
-            # not undo a switch made in between (a palette command that goes on to the Runs pane)
             self._focus_in("gpus", "#gpu-procs")
             self.query_one(GpuPane).poll_now(force=True)
         elif pane == "models":
@@ -102,7 +113,7 @@ class MainScreen(Screen):
 
         def focus() -> None:
             # App.set_focus at once, not Widget.focus (which defers again): the check and the focus must
-            # happen together, or a later switch of tab could be undone by a focus landing after it
+            # happen together, or a widget in a pane no longer shown could take the keys
             if self.query_one(TabbedContent).active == pane:
                 self.app.set_focus(widget)
 

@@ -32,6 +32,15 @@ class KeyedTable(DataTable):
         self._columns: list[Column] = []
         self._cells: dict[str, list[Text]] = {}
 
+    def _update_dimensions(self, new_rows) -> None:
+        # DataTable widens its columns to new content here, on the idle after add_row/update_cell, but
+        # keeps any line drawn in between in its line cache, keyed as if nothing had changed: under
+        # load the table could stay drawn with every column cut to its header's width
+        super()._update_dimensions(new_rows)
+        self._update_count += 1
+        self._line_cache.clear()
+        self.refresh()
+
     @property
     def synced_columns(self) -> list[Column]:
         return self._columns
