@@ -139,7 +139,7 @@ def _plan_sources(cache: Cache, version: Version, entries: list[Entry]) -> dict[
             continue
         candidate = at_source(e)
         if candidate is not None:
-            plan[e.path] = (candidate, "source")  # verified by hash while copying
+            plan[e.path] = (Path(os.fsdecode(candidate.abs)), "source")  # verified by hash while copying
         else:
             missing.append(e)
     if missing:
@@ -151,11 +151,12 @@ def _plan_sources(cache: Cache, version: Version, entries: list[Entry]) -> dict[
 
 def _source_of(version: Version):
     """A function: the file in the version's source folder that may still hold an entry's bytes (a
-    regular file of the recorded size), else None. Whether it does, only its hash can say."""
+    regular file of the recorded size), with the stat that says so, else None. Whether it does hold
+    them, only its hash can say."""
     source = Path(version.source) if version.source else None
     single = source is not None and source.is_file()
 
-    def at_source(e: Entry) -> Path | None:
+    def at_source(e: Entry) -> Found | None:
         if source is None:
             return None
         candidate = source if single else source / os.fsdecode(e.path)
@@ -163,7 +164,9 @@ def _source_of(version: Version):
             st = candidate.lstat()
         except OSError:
             return None
-        return candidate if stat_mod.S_ISREG(st.st_mode) and st.st_size == e.size else None
+        if not stat_mod.S_ISREG(st.st_mode) or st.st_size != e.size:
+            return None
+        return Found(e.path, os.fsencode(candidate), st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
     return at_source
 
@@ -194,26 +197,23 @@ def repair(ws: Workspace, conn: sqlite3.Connection, version: Version, problems: 
     at_source = _source_of(version)
     entries = {show(e.path): e for e in files(conn, version.id) if e.kind == "file"}
     todo = [(p, entries[p["path"]]) for p in problems]
-    outcome: dict[str, str | None] = {}
 
-    def fix(item: tuple[dict, Entry]) -> None:
+    def fix(item: tuple[dict, Entry]) -> str | None:
+        """What is still wrong with the file, or None once it is put back."""
         p, e = item
-        candidate = at_source(e)
-        if candidate is None:
-            outcome[p["path"]] = p["problem"] + "; not at the source either"
-            return
-        st = candidate.lstat()
-        found = Found(e.path, os.fsencode(candidate), st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+        found = at_source(e)
+        if found is None:
+            return p["problem"] + "; not at the source either"
         try:
             same = cache.restore(found, e.sha256 or "")
         except (OSError, MltuiError) as exc:
-            outcome[p["path"]] = f"{p['problem']}; the source could not be read ({getattr(exc, 'strerror', None) or exc})"
-            return
-        outcome[p["path"]] = None if same else p["problem"] + "; the source holds other bytes now"
+            why = getattr(exc, "strerror", None) or exc
+            return f"{p['problem']}; the source could not be read ({why})"
+        return None if same else p["problem"] + "; the source holds other bytes now"
 
-    parallel(todo, fix, lambda item: item[1].size, progress=progress)
-    repaired = [p for p, _ in todo if outcome[p["path"]] is None]
-    left = [{**p, "problem": outcome[p["path"]]} for p, _ in todo if outcome[p["path"]] is not None]
+    outcomes = list(zip((p for p, _ in todo), parallel(todo, fix, lambda item: item[1].size, progress=progress)))
+    repaired = [p for p, still in outcomes if still is None]
+    left = [{**p, "problem": still} for p, still in outcomes if still is not None]
     return repaired, left
 
 

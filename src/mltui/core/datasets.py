@@ -16,8 +16,8 @@ from pathlib import Path
 
 from mltui.core.data_cache import Cache
 from mltui.core.errors import MltuiError, NotFound, UsageError
-from mltui.core.hashing import (Entry, Found, Progress, cacheable, hash_file, manifest_line, manifest_of_lines, now_ns,
-                                parallel, show, walk)
+from mltui.core.hashing import (Entry, Found, Progress, cacheable, hash_file, manifest_of_lines, now_ns, parallel,
+                                row_line, show, walk)
 from mltui.core.workspace import Workspace
 from mltui.store.connection import insert_rows, write_tx
 
@@ -149,19 +149,17 @@ def snapshot(ws: Workspace, conn: sqlite3.Connection, root: Path, store: bool = 
     known = load_stat_cache(conn, os.fsencode(root))
     need: list[Found] = []
     rows: list[tuple] = []
-    lines: list[tuple[bytes, bytes]] = []  # (path, manifest line)
     for f in tree.files:
         hit = known.get(f.abs)  # (path, size, mtime_ns, inode, sha256, ctime_ns)
         if (hit is not None and hit[1] == f.size and hit[2] == f.mtime_ns and hit[3] == f.inode
                 and hit[5] == f.ctime_ns and (not store or cache.has(hit[4]))):
             rows.append((f.rel, "file", f.size, hit[4], None))
-            lines.append((f.rel, _file_line(f.rel, f.size, hit[4])))
         else:
             need.append(f)
     started = now_ns()  # rows for files modified after this are not cached
     hashed_bytes = 0
 
-    def work(f: Found) -> tuple[tuple, tuple, tuple | None]:
+    def work(f: Found) -> tuple[tuple, tuple | None]:
         """Hash one file (on a worker thread) and make its rows there, beside the other thread's hashing."""
         try:
             sha, st = cache.store(f) if store else hash_file(f.abs, seen=f)
@@ -169,15 +167,14 @@ def snapshot(ws: Workspace, conn: sqlite3.Connection, root: Path, store: bool = 
             raise MltuiError(f"Could not add {show(f.rel)} from {root}: {exc.strerror or exc}; "
                              "nothing was recorded.") from None
         keep = cacheable(max(st.st_mtime_ns, st.st_ctime_ns), started)
-        return ((f.rel, "file", st.st_size, sha, None), (f.rel, _file_line(f.rel, st.st_size, sha)),
+        return ((f.rel, "file", st.st_size, sha, None),
                 (f.abs, st.st_size, st.st_mtime_ns, st.st_ino, sha, st.st_ctime_ns) if keep else None)
 
-    def collect(done: list[tuple[Found, tuple[tuple, tuple, tuple | None]]]) -> None:
+    def collect(done: list[tuple[Found, tuple[tuple, tuple | None]]]) -> None:
         nonlocal hashed_bytes
         cached = []
-        for _, (row, line, cache_row) in done:
+        for _, (row, cache_row) in done:
             rows.append(row)
-            lines.append(line)
             hashed_bytes += row[2]
             if cache_row is not None:
                 cached.append(cache_row)
@@ -188,12 +185,8 @@ def snapshot(ws: Workspace, conn: sqlite3.Connection, root: Path, store: bool = 
 
     parallel(need, work, lambda f: f.size, workers, progress, collect, every=COLLECT_EVERY)
     rows += [(e.path, e.kind, e.size, e.sha256, e.target) for e in tree.others]
-    lines += [(e.path, manifest_line(e)) for e in tree.others]
+    lines = [(row[0], row_line(*row)) for row in rows]
     return Snapshot(rows, manifest_of_lines(lines), len(need), hashed_bytes, len(tree.files) - len(need))
-
-
-def _file_line(path: bytes, size: int, sha: str) -> bytes:
-    return b"F\0" + path + b"\0" + str(size).encode() + b"\0" + sha.encode() + b"\n"
 
 
 def current_id(ws: Workspace, conn: sqlite3.Connection, root: Path) -> str:

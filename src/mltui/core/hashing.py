@@ -290,17 +290,18 @@ def cacheable(changed_ns: int, hashed_at_ns: int) -> bool:
     return changed_ns < hashed_at_ns - RACY_NS
 
 
-def manifest_line(e: Entry) -> bytes:
-    if e.kind == "file":
-        return b"F\0" + e.path + b"\0" + str(e.size).encode() + b"\0" + (e.sha256 or "").encode() + b"\n"
-    if e.kind == "link":
-        return b"L\0" + e.path + b"\0" + (e.target or b"") + b"\n"
-    return b"D\0" + e.path + b"\n"
+def row_line(path: bytes, kind: str, size: int, sha256: str | None, target: bytes | None) -> bytes:
+    """The manifest line of an entry given as its fields (a dataset_files row), without an Entry for it."""
+    if kind == "file":
+        return b"F\0" + path + b"\0" + str(size).encode() + b"\0" + (sha256 or "").encode() + b"\n"
+    if kind == "link":
+        return b"L\0" + path + b"\0" + (target or b"") + b"\n"
+    return b"D\0" + path + b"\n"
 
 
 def manifest_id(entries: list[Entry]) -> str:
     """The version id: sha256 of the sorted manifest. Same paths and bytes, same id, wherever they live."""
-    return manifest_of_lines([(e.path, manifest_line(e)) for e in entries])
+    return manifest_of_lines([(e.path, row_line(e.path, e.kind, e.size, e.sha256, e.target)) for e in entries])
 
 
 def manifest_of_lines(lines: list[tuple[bytes, bytes]]) -> str:
