@@ -75,14 +75,7 @@ def batch_script(ws: Workspace, run_id: str, name: str, cwd: str, options: Mappi
              # SIGUSR2 to the batch shell (B:) 90 s before the time limit; the supervisor passes it to the command
              "#SBATCH --signal=B:USR2@90",
              "#SBATCH --ntasks=1"]
-    if options.get("partition"):
-        lines.append(f"#SBATCH --partition={options['partition']}")
-    if options.get("account"):
-        lines.append(f"#SBATCH --account={options['account']}")
-    if options.get("time"):
-        lines.append(f"#SBATCH --time={options['time']}")
-    if options.get("mem"):
-        lines.append(f"#SBATCH --mem={options['mem']}")
+    lines += [f"#SBATCH --{key}={options[key]}" for key in ("partition", "account", "time", "mem") if options.get(key)]
     if options.get("gpus"):
         lines.append(f"#SBATCH --gres=gpu:{int(options['gpus'])}")
     supervisor = [sys.executable, "-m", "mltui.core.supervisor", str(ws.root), run_id]
