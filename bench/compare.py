@@ -85,13 +85,13 @@ def main() -> None:
         import polars as pl
 
         from mltui.chart import draw
-        from mltui.core.compare import downsample, ema, load_series, read_arrays
-        from mltui.store.connection import open_store
+        from mltui.core.runs.compare import downsample, ema, load_series, read_arrays
+        from mltui.store.opening import open_store
 
-        print(f"imports (polars, numpy, plotext, mltui.core.compare, mltui.chart): {clock() * 1000:.0f} ms; "
+        print(f"imports (polars, numpy, plotext, mltui.core.runs.compare, mltui.chart): {clock() * 1000:.0f} ms; "
               f"max RSS {rss_start:.0f} MB before, {max_rss_mb():.0f} MB after")
 
-        from mltui.core.store_watch import StoreReader
+        from mltui.core.reader import StoreReader
 
         conn = StoreReader(ws).conn  # the connection kind the Compare pane polls with
         from mltui.chart import buckets_for

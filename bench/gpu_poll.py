@@ -17,7 +17,7 @@ import time
 
 POLLER = """
 import sys, time
-from mltui.core.gpu import open_gpus
+from mltui.core.gpu.sources import open_gpus
 backend, hz, seconds = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
 source = open_gpus(backend)
 source.snapshot()  # NVML init or the first simulated frame: not part of the steady cost

@@ -110,7 +110,7 @@ def baseline(parts: list[list[Path]], digest: bool) -> float:
 # -- mltui ---------------------------------------------------------------------------------------
 def fresh():
     from mltui.core.workspace import init_workspace
-    from mltui.store.connection import open_store
+    from mltui.store.opening import open_store
 
     folder = Path(tempfile.mkdtemp(prefix="mltui-bench-hash-ws-"))
     ws, _ = init_workspace(folder)
@@ -118,7 +118,7 @@ def fresh():
 
 
 def timed_add(ws, conn, data: Path, **kw):
-    from mltui.core.datasets import add
+    from mltui.core.data.versions import add
 
     t = time.perf_counter()
     res = add(ws, conn, data, "bench", **kw)

@@ -34,11 +34,11 @@ def main() -> None:
         import tempfile
 
         ENV.update(os.environ, PYTHONPYCACHEPREFIX=tempfile.mkdtemp(prefix="mltui-pyc-"), PYTHONDONTWRITEBYTECODE="")
-    run("import mltui; mltui.init; import mltui.cli.main, mltui.cli.runs, mltui.core.runs")  # compile first
+    run("import mltui; mltui.init; import mltui.cli.main, mltui.cli.runs, mltui.core.runs.listing")  # compile first
     base, _ = median_of(lambda: run("pass"), args.repeat)
     bare, _ = median_of(lambda: run("import mltui"), args.repeat)
     lib, _ = median_of(lambda: run("import mltui; mltui.init"), args.repeat)  # the tracking API loaded
-    cli, _ = median_of(lambda: run("import mltui.cli.main, mltui.cli.runs, mltui.core.runs"), args.repeat)
+    cli, _ = median_of(lambda: run("import mltui.cli.main, mltui.cli.runs, mltui.core.runs.listing"), args.repeat)
     print(f"python -c pass                 : median {base * 1000:6.1f} ms")
     print(f"python -c 'import mltui'       : median {bare * 1000:6.1f} ms  (import itself: {(bare - base) * 1000:.1f} ms;"
           " the tracking API loads on first use)")

@@ -25,10 +25,11 @@ SORT = "-metrics.val_acc"
 
 
 def build(n_runs: int):
-    from mltui.core.ids import new_run_id
+    from mltui.base.ids import new_run_id
     from mltui.store import metrics as metric_store
     from mltui.store import runs as run_store
-    from mltui.store.connection import open_store, write_tx
+    from mltui.store.connection import write_tx
+    from mltui.store.opening import open_store
 
     rng = random.Random(1)
     ws = fresh_workspace()
@@ -63,8 +64,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
 
-    from mltui.core.runs import list_runs
-    from mltui.store.connection import open_store
+    from mltui.core.runs.listing import list_runs
+    from mltui.store.opening import open_store
 
     ws, seconds = build(args.runs)
     try:

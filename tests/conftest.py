@@ -43,7 +43,8 @@ import pytest
 import mltui
 from mltui.core.workspace import init_workspace
 from mltui.store import runs as run_store
-from mltui.store.connection import open_store, write_tx
+from mltui.store.connection import write_tx
+from mltui.store.opening import open_store
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -233,3 +234,13 @@ def cli():
         if "--debug" in args:
             continue
         assert "Traceback" not in result.stderr, f"mltui {' '.join(map(str, args))} printed:\n{result.stderr}"
+
+
+def make_run(project, name: str, series: dict[str, list[float]] | None = None, params=None) -> str:
+    """A run logged through the tracking API; series values go to steps 0, 1, 2, ..."""
+    run = mltui.init(name=name, params=params, workspace=project, flush_interval=60.0)
+    for key, values in (series or {}).items():
+        for step, value in enumerate(values):
+            run.log({key: value}, step=step)
+    run.finish()
+    return run.id

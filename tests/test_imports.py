@@ -26,7 +26,7 @@ def test_import_mltui_pulls_no_textual_polars_or_torch():
 
 @pytest.mark.parametrize(
     "module",
-    ["mltui.core.workspace", "mltui.core.tracking", "mltui.core.runs", "mltui.core.demo", "mltui.core.store_watch",
+    ["mltui.core.workspace", "mltui.core.runs.tracking", "mltui.core.runs.listing", "mltui.demo.build", "mltui.core.reader",
      "mltui.store.connection", "mltui.store.schema", "mltui.store.metrics", "mltui.store.runs", "mltui.store.where",
      "mltui.cli.main", "mltui.cli.runs"],
 )

@@ -10,17 +10,16 @@ It imports only the standard library (no Textual, polars or torch), so it is che
 
 from __future__ import annotations
 
-from mltui.core.errors import MltuiError
+from mltui.base.errors import MltuiError
 
 __all__ = ["init", "Run", "MltuiError", "__version__"]
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    # The tracking API loads on first use: `python -m mltui.core.supervisor` and the CLI import this
+    # The tracking API loads on first use: `python -m mltui.core.launch.supervisor` and the CLI import this
     # package too, and most of them never log a point themselves.
     if name in ("init", "Run"):
-        from mltui.core import tracking
-
+        from mltui.core.runs import tracking
         return getattr(tracking, name)
     raise AttributeError(f"module 'mltui' has no attribute {name!r}")

@@ -8,7 +8,7 @@ import sys
 from contextlib import closing
 
 from mltui.cli.output import print_json, safe, table
-from mltui.core.values import display
+from mltui.base.values import display
 
 MAX_RUNS = 50
 
@@ -59,7 +59,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
 
 
 def _view_from_args(args, conn):
-    from mltui.core.views import View, get_view
+    from mltui.core.runs.views import View, get_view
 
     view = get_view(conn, args.view) if args.view else View()
     if args.runs:
@@ -90,8 +90,8 @@ def full_ids(conn, view):
 
 def resolve_runs(conn, view) -> list[dict]:
     """The runs of a view (ids, or its --where now), with params and metric summaries."""
-    from mltui.core.errors import UsageError
-    from mltui.core.runs import attach_details, list_runs
+    from mltui.base.errors import UsageError
+    from mltui.core.runs.listing import attach_details, list_runs
     from mltui.store.runs import get_runs, resolve_ids
 
     if view.runs:
@@ -110,10 +110,10 @@ def resolve_runs(conn, view) -> list[dict]:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from mltui.chart import buckets_for
-    from mltui.core.compare import clip_limits, compare, load_series
-    from mltui.core.errors import UsageError
-    from mltui.core.views import save_view
-    from mltui.core.workspace import open_workspace
+    from mltui.core.runs.compare import clip_limits, compare, load_series
+    from mltui.base.errors import UsageError
+    from mltui.core.runs.views import save_view
+    from mltui.core.reader import open_workspace
 
     if not args.runs and not args.where and not args.view:
         raise UsageError("Name runs to compare (ids), or give --where or --view.")
@@ -214,8 +214,8 @@ def _print_text(comp, all_params: bool) -> None:
 
 
 def cmd_views_list(args: argparse.Namespace) -> int:
-    from mltui.core.views import list_views
-    from mltui.core.workspace import open_workspace
+    from mltui.core.runs.views import list_views
+    from mltui.core.reader import open_workspace
 
     _, conn = open_workspace()
     with closing(conn):
@@ -234,8 +234,8 @@ def cmd_views_list(args: argparse.Namespace) -> int:
 
 
 def cmd_views_rm(args: argparse.Namespace) -> int:
-    from mltui.core.views import delete_view
-    from mltui.core.workspace import open_workspace
+    from mltui.core.runs.views import delete_view
+    from mltui.core.reader import open_workspace
 
     _, conn = open_workspace(write=True)
     with closing(conn):
@@ -245,8 +245,8 @@ def cmd_views_rm(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from mltui.core.export import export
-    from mltui.core.workspace import open_workspace
+    from mltui.core.runs.export import export
+    from mltui.core.reader import open_workspace
 
     _, conn = open_workspace()
     with closing(conn):

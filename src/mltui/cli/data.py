@@ -6,8 +6,8 @@ import argparse
 from contextlib import closing
 
 from mltui.cli.output import age, print_json, safe, table
-from mltui.core.data_profile import drift_note, schema_note, short
-from mltui.core.text import size
+from mltui.core.data.profile import drift_note, schema_note, short
+from mltui.base.text import size
 
 SPEC_HELP = "NAME, NAME@latest, NAME@~1 (one before the latest), NAME@v3 (the third) or NAME@<id prefix>"
 
@@ -70,7 +70,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
 
 
 def _open(write: bool = False):
-    from mltui.core.workspace import open_workspace
+    from mltui.core.reader import open_workspace
 
     return open_workspace(write=write)
 
@@ -82,7 +82,7 @@ def _version_dict(v) -> dict:
 # -- add ------------------------------------------------------------------------------------------
 def cmd_add(args: argparse.Namespace) -> int:
     from mltui.cli.progress import progress_bar
-    from mltui.core.datasets import add
+    from mltui.core.data.versions import add
 
     ws, conn = _open(write=True)
     with closing(conn), progress_bar("hashing") as bar:
@@ -103,7 +103,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 # -- reading --------------------------------------------------------------------------------------
 def cmd_list(args: argparse.Namespace) -> int:
-    from mltui.core.datasets import list_datasets
+    from mltui.core.data.versions import list_datasets
 
     _, conn = _open()
     with closing(conn):
@@ -122,7 +122,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_log(args: argparse.Namespace) -> int:
-    from mltui.core.datasets import versions
+    from mltui.core.data.versions import versions
 
     _, conn = _open()
     with closing(conn):
@@ -137,10 +137,10 @@ def cmd_log(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from mltui.core.data_tables import tables
-    from mltui.core.datasets import printable, resolve
-    from mltui.core.hashing import show
-    from mltui.core.lineage import runs_using
+    from mltui.core.data.tables import tables
+    from mltui.core.data.versions import printable, resolve
+    from mltui.core.data.hashing import show
+    from mltui.core.data.lineage import runs_using
 
     _, conn = _open()
     with closing(conn):
@@ -170,8 +170,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_files(args: argparse.Namespace) -> int:
-    from mltui.core.datasets import files, resolve
-    from mltui.core.hashing import show
+    from mltui.core.data.versions import files, resolve
+    from mltui.core.data.hashing import show
 
     _, conn = _open()
     with closing(conn):
@@ -194,8 +194,8 @@ def cmd_files(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from mltui.core.data_ops import diff
-    from mltui.core.datasets import resolve
+    from mltui.core.data.ops import diff
+    from mltui.core.data.versions import resolve
 
     _, conn = _open()
     with closing(conn):
@@ -219,9 +219,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 def cmd_profile(args: argparse.Namespace) -> int:
     from mltui.cli.progress import progress_bar
-    from mltui.core.data_profile import column_summary
-    from mltui.core.data_tables import pick, profile_of
-    from mltui.core.datasets import resolve
+    from mltui.core.data.profile import column_summary
+    from mltui.core.data.tables import pick, profile_of
+    from mltui.core.data.versions import resolve
 
     ws, conn = _open()
     with closing(conn):
@@ -240,8 +240,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 def cmd_drift(args: argparse.Namespace) -> int:
     from mltui.cli.progress import progress_bar
-    from mltui.core.data_tables import drift_of
-    from mltui.core.datasets import resolve
+    from mltui.core.data.tables import drift_of
+    from mltui.core.data.versions import resolve
 
     ws, conn = _open()
     with closing(conn):
@@ -268,8 +268,8 @@ def _drift_row(c: dict) -> list[str]:
 # -- checkout, verify, gc -------------------------------------------------------------------------
 def cmd_checkout(args: argparse.Namespace) -> int:
     from mltui.cli.progress import progress_bar
-    from mltui.core.data_ops import checkout
-    from mltui.core.datasets import resolve
+    from mltui.core.data.ops import checkout
+    from mltui.core.data.versions import resolve
 
     ws, conn = _open()
     with closing(conn):
@@ -287,8 +287,8 @@ def cmd_checkout(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from mltui.cli.progress import progress_bar
-    from mltui.core.data_ops import repair, verify
-    from mltui.core.datasets import printable, resolve
+    from mltui.core.data.ops import repair, verify
+    from mltui.core.data.versions import printable, resolve
 
     ws, conn = _open()
     repaired: list[dict] = []
@@ -321,7 +321,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    from mltui.core.data_ops import gc
+    from mltui.core.data.ops import gc
 
     ws, conn = _open()
     with closing(conn):

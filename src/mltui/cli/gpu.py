@@ -35,7 +35,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
 
 
 def _source(args):
-    from mltui.core.gpu import SimulatedGpus, open_gpus
+    from mltui.core.gpu.sources import SimulatedGpus, open_gpus
 
     backend, ws = "auto", None
     try:
@@ -47,21 +47,21 @@ def _source(args):
         pass
     if args.sim_gpus is not None:
         if args.sim_gpus < 0:
-            from mltui.core.errors import UsageError
+            from mltui.base.errors import UsageError
 
             raise UsageError("--sim-gpus takes a number of GPUs, 0 or more.")
         return SimulatedGpus(str(args.sim_gpus), workspace=ws)
     try:
         return open_gpus(backend, workspace=ws)
     except ValueError as exc:
-        from mltui.core.errors import UsageError
+        from mltui.base.errors import UsageError
 
         raise UsageError(f"{exc}.") from None
 
 
 def _owners(state) -> dict[int, dict]:
     """pid -> the run that owns it (with "idle" set from the waste report), where a workspace is found."""
-    from mltui.core.gpu_owners import owners
+    from mltui.core.gpu.owners import owners
 
     pids = [p.pid for g in state.gpus for p in g.processes]
     if not pids:
@@ -80,11 +80,11 @@ def _owners(state) -> dict[int, dict]:
 def _idle(ws) -> dict[str, dict]:
     from contextlib import closing
 
-    from mltui.core.gpu_waste import idle_runs
-    from mltui.store.connection import open_store
+    from mltui.core.gpu.waste import idle_runs
+    from mltui.core.reader import open_readonly
 
     try:
-        with closing(open_store(ws.db_path, readonly=True)) as conn:
+        with closing(open_readonly(ws)) as conn:
             return idle_runs(conn, window=ws.config().gpu_idle_seconds)
     except Exception:
         return {}
@@ -139,13 +139,13 @@ def _as_json(state, owners: dict[int, dict]) -> dict:
 def cmd_gpu(args: argparse.Namespace) -> int:
     source = _source(args)
     if args.watch is not None and args.watch <= 0:
-        from mltui.core.errors import UsageError
+        from mltui.base.errors import UsageError
 
         raise UsageError("--watch takes a number of seconds above 0.")
     while True:
         state = source.snapshot()
         if args.visible:
-            from mltui.core.gpu import GpuState, visible
+            from mltui.core.gpu.sources import GpuState, visible
 
             state = GpuState(visible(state.gpus), state.error, state.source, state.taken)
         owners = _owners(state)

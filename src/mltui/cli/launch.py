@@ -37,7 +37,7 @@ def _launch_options(p: argparse.ArgumentParser) -> None:
 
 def _slurm(args: argparse.Namespace) -> dict | None:
     """Slurm options, or None for this machine; a Slurm option without --on slurm is a mistake."""
-    from mltui.core.errors import UsageError
+    from mltui.base.errors import UsageError
 
     given = {k: getattr(args, k) for k in ("partition", "time", "mem", "account") if getattr(args, k)}
     if args.on != "slurm":
@@ -68,8 +68,8 @@ def register(sub, common: argparse.ArgumentParser) -> None:
 
 
 def _command(ws, name: str):
-    from mltui.core.commands import find_project_file, load_commands
-    from mltui.core.errors import MltuiError, UsageError
+    from mltui.core.launch.commands import find_project_file, load_commands
+    from mltui.base.errors import MltuiError, UsageError
 
     path = find_project_file(stop=ws.project_dir)
     if path is None:
@@ -77,7 +77,7 @@ def _command(ws, name: str):
                          "write one, or run a command directly with `mltui run -- COMMAND ...`.")
     commands = load_commands(path)
     if name not in commands:
-        from mltui.core.text import safe
+        from mltui.base.text import safe
 
         known = ", ".join(safe(c) for c in commands) or "none"
         raise UsageError(f"{path} has no command {safe(name)!r} (it has: {known}).")
@@ -88,13 +88,14 @@ def _workspace_and_parent(prefix: str | None):
     """The workspace (its store is opened by the launch itself) and the full id of --parent, if given."""
     from contextlib import closing
 
-    from mltui.core.workspace import find_workspace, open_workspace
+    from mltui.core.workspace import find_workspace
+    from mltui.core.reader import open_workspace
     from mltui.store.runs import resolve_id
 
     if not prefix:
         ws = find_workspace()
         if not ws.db_path.exists():
-            from mltui.core.errors import StoreError
+            from mltui.base.errors import StoreError
 
             raise StoreError(f"The workspace {ws.root} has no store yet; run `mltui init` there.")
         return ws, None
@@ -104,9 +105,9 @@ def _workspace_and_parent(prefix: str | None):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from mltui.core.commands import parse_assignments
-    from mltui.core.errors import UsageError
-    from mltui.core.launcher import Launch, launch
+    from mltui.core.launch.commands import parse_assignments
+    from mltui.base.errors import UsageError
+    from mltui.core.launch.launcher import Launch, launch
 
     argv = getattr(args, "argv", None)
     if argv is not None and args.name:
@@ -143,28 +144,28 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _job_id(ws, run_id: str) -> str | None:
     from contextlib import closing
 
-    from mltui.store.connection import open_store
+    from mltui.core.reader import open_writer
 
-    with closing(open_store(ws.db_path)) as conn:
+    with closing(open_writer(ws)) as conn:
         row = conn.execute("SELECT job_id FROM runs WHERE id = ?", (run_id,)).fetchone()
     return row[0] if row else None
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from mltui.core.commands import parse_assignments, sweep_grid
-    from mltui.core.launcher import Launch, launch
+    from mltui.core.launch.commands import parse_assignments, sweep_grid
+    from mltui.core.launch.launcher import Launch, launch
 
     ws, parent = _workspace_and_parent(args.parent)
     command = _command(ws, args.name)
     grid = sweep_grid(parse_assignments(args.params, sweep=True))
     slurm = _slurm(args)
     if slurm is not None and args.queue:
-        from mltui.core.errors import UsageError
+        from mltui.base.errors import UsageError
 
         raise UsageError("--queue is for this machine's queue; Slurm queues the job itself.")
     launches = [Launch(command=command, params=combo, note=args.note, queue=slurm is None, gpus=args.gpus,
                        gpu_mem=args.gpu_mem, parent_id=parent, slurm=slurm) for combo in grid]  # every one checked first
-    from mltui.core.launcher import ensure_worker
+    from mltui.core.launch.launcher import ensure_worker
 
     ids: list[str] = []
     try:

@@ -7,7 +7,7 @@ import os
 import sqlite3
 import sys
 
-from mltui.core.errors import MltuiError
+from mltui.base.errors import MltuiError
 
 
 class Parser(argparse.ArgumentParser):

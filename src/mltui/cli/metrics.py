@@ -7,7 +7,7 @@ import sys
 from contextlib import closing
 
 from mltui.cli.output import metric_table, print_json
-from mltui.core.values import display
+from mltui.base.values import display
 
 
 def register(sub, common: argparse.ArgumentParser) -> None:
@@ -24,8 +24,8 @@ def register(sub, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    from mltui.core.errors import NotFound
-    from mltui.core.workspace import open_workspace
+    from mltui.base.errors import NotFound
+    from mltui.core.reader import open_workspace
     from mltui.store.metrics import read_series, summaries
     from mltui.store.runs import resolve_id
 

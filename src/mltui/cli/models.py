@@ -9,7 +9,7 @@ import argparse
 from contextlib import closing
 
 from mltui.cli.output import age, print_json, safe, table, when
-from mltui.core.text import size
+from mltui.base.text import size
 
 SPEC = "NAME@N, NAME@production, NAME@<alias> or NAME (the latest)"
 
@@ -66,7 +66,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
 
 
 def _open(write: bool = False):
-    from mltui.core.workspace import open_workspace
+    from mltui.core.reader import open_workspace
 
     return open_workspace(write=write)
 
@@ -80,7 +80,7 @@ VERSION_HEADERS = ["VERSION", "STAGE", "ALIASES", "SIZE", "SHA256", "RUN", "PATH
 
 
 def cmd_register(args: argparse.Namespace) -> int:
-    from mltui.core.registry import register as do_register
+    from mltui.core.models.registry import register as do_register
 
     ws, conn = _open(write=True)
     with closing(conn):
@@ -95,7 +95,7 @@ def cmd_register(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from mltui.core.registry import list_models
+    from mltui.core.models.registry import list_models
 
     _, conn = _open()
     with closing(conn):
@@ -112,8 +112,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from mltui.core.promotion import eval_runs
-    from mltui.core.registry import history, resolve, versions
+    from mltui.core.models.promotion import eval_runs
+    from mltui.core.models.registry import history, resolve, versions
 
     _, conn = _open()
     with closing(conn):
@@ -137,7 +137,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_alias(args: argparse.Namespace) -> int:
-    from mltui.core.registry import set_alias
+    from mltui.core.models.registry import set_alias
 
     ws, conn = _open(write=True)
     with closing(conn):
@@ -150,7 +150,7 @@ def cmd_alias(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from mltui.core.registry import rollback
+    from mltui.core.models.registry import rollback
 
     ws, conn = _open(write=True)
     with closing(conn):
@@ -165,11 +165,11 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mltui.core.checkpoint import inspect
+    from mltui.core.models.checkpoint import inspect
 
     if "@" in args.spec or not Path(args.spec).exists():
-        from mltui.core.datasets import cache_of
-        from mltui.core.registry import resolve
+        from mltui.core.data.versions import cache_of
+        from mltui.core.models.registry import resolve
 
         ws, conn = _open()
         with closing(conn):
@@ -195,7 +195,7 @@ def gate_lines(gates: list[dict]) -> list[str]:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    from mltui.core.promotion import request
+    from mltui.core.models.promotion import request
 
     ws, conn = _open(write=True)
     with closing(conn):
@@ -212,10 +212,10 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from mltui.core.audit import entries, verify
+    from mltui.core.models.audit import entries, verify
 
     if args.limit is not None and args.limit < 0:
-        from mltui.core.errors import UsageError
+        from mltui.base.errors import UsageError
 
         raise UsageError("-n takes a number of rows, 0 or more.")
     _, conn = _open()

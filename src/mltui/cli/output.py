@@ -8,9 +8,9 @@ import sys
 import time
 from typing import Any, Iterable, Sequence
 
-from mltui.core.text import age as text_age
-from mltui.core.text import safe, span
-from mltui.core.values import jsonable
+from mltui.base.text import age as text_age
+from mltui.base.text import safe, span
+from mltui.base.values import jsonable
 
 __all__ = ["safe", "jsonable", "print_json", "age", "span", "when", "table"]
 
@@ -50,7 +50,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], max_width: int 
 
 def metric_table(summary: dict[str, dict]) -> str:
     """One line per metric of a run: last, min, max, last step, number of points."""
-    from mltui.core.values import display
+    from mltui.base.values import display
 
     return table(
         ["KEY", "LAST", "MIN", "MAX", "STEP", "POINTS"],

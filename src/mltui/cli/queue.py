@@ -51,10 +51,10 @@ def register(sub, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from mltui.core.queue import is_paused, queued
-    from mltui.core.workspace import open_workspace
+    from mltui.core.launch.queue import is_paused, queued
+    from mltui.core.reader import open_workspace
 
-    from mltui.core.promotion import list_requests
+    from mltui.core.models.promotion import list_requests
 
     _, conn = open_workspace()
     with closing(conn):
@@ -81,8 +81,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    from mltui.core.queue import remove
-    from mltui.core.workspace import open_workspace
+    from mltui.core.launch.queue import remove
+    from mltui.core.reader import open_workspace
     from mltui.store.runs import resolve_ids
 
     ws, conn = open_workspace(write=True)
@@ -97,7 +97,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
-    from mltui.core.queue import set_paused
+    from mltui.core.launch.queue import set_paused
     from mltui.core.workspace import find_workspace
 
     set_paused(find_workspace(), args.paused)
@@ -111,8 +111,8 @@ def cmd_pause(args: argparse.Namespace) -> int:
 
 def _review(args: argparse.Namespace, verb: str) -> int:
     from mltui.cli.models import gate_lines
-    from mltui.core import promotion
-    from mltui.core.workspace import open_workspace
+    from mltui.core.models import promotion
+    from mltui.core.reader import open_workspace
 
     ws, conn = open_workspace(write=True)
     with closing(conn):

@@ -7,7 +7,7 @@ import shlex
 from contextlib import closing
 
 from mltui.cli.output import age, metric_table, print_json, safe, span, table, when
-from mltui.core.values import display
+from mltui.base.values import display
 
 
 def register(sub, common: argparse.ArgumentParser) -> None:
@@ -47,9 +47,9 @@ def register(sub, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from mltui.core.liveness import reap_lost
-    from mltui.core.runs import duration, list_runs, pick_columns, status_label
-    from mltui.core.workspace import open_workspace
+    from mltui.core.launch.liveness import reap_lost
+    from mltui.core.runs.listing import duration, list_runs, pick_columns, status_label
+    from mltui.core.reader import open_workspace
 
     ws, conn = open_workspace()
     with closing(conn):
@@ -80,9 +80,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from mltui.core.liveness import reap_lost
-    from mltui.core.runs import duration, get_run
-    from mltui.core.workspace import open_workspace
+    from mltui.core.launch.liveness import reap_lost
+    from mltui.core.runs.listing import duration, get_run
+    from mltui.core.reader import open_workspace
 
     ws, conn = open_workspace()
     with closing(conn):
@@ -140,9 +140,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    from mltui.core.runs import remove_run
-    from mltui.core.workspace import open_workspace
-    from mltui.core.errors import MltuiError
+    from mltui.core.runs.listing import remove_run
+    from mltui.core.reader import open_workspace
+    from mltui.base.errors import MltuiError
     from mltui.store.runs import ACTIVE, get_runs, resolve_ids
 
     ws, conn = open_workspace(write=True)
@@ -153,7 +153,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
             raise MltuiError(f"Run {active[0]['id']} is {active[0]['status']}; stop it first or pass --force.")
         for run in active:  # a launched run would go on unseen once its row is gone: stop it first
             if run.get("spec") and run["status"] == "running":
-                from mltui.core.launcher import kill_run
+                from mltui.core.launch.launcher import kill_run
 
                 try:
                     kill_run(ws, run["id"], grace=2.0)

@@ -70,7 +70,7 @@ class _Writer:
         self._show(whole.split(b"\n"))
 
     def _show(self, lines: list[bytes]) -> None:
-        from mltui.core.logfile import clean
+        from mltui.core.runs.logfile import clean
 
         sys.stdout.write("".join(clean(line.decode("utf-8", errors="replace")) + "\n" for line in lines))
         sys.stdout.flush()
@@ -94,20 +94,20 @@ def exit_code_of(run: dict) -> int:
 
 def follow(ws, run_id: str, json_out: bool = False, start: int = 0) -> int:
     """Print the run's output from byte `start` as it grows, until the run ends; return its exit code."""
-    from mltui.core.liveness import reap_lost
-    from mltui.store.connection import open_store
+    from mltui.core.launch.liveness import reap_lost
+    from mltui.core.reader import open_readonly
     from mltui.store.runs import get_runs
 
     path = ws.run_dir(run_id) / "output.log"
     write = (lambda data: None) if json_out else _Writer()
     offset = start
-    conn = open_store(ws.db_path, readonly=True)
+    conn = open_readonly(ws)
     last_check = 0.0
     try:
         while True:
             found = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
             if found is None:
-                from mltui.core.errors import MltuiError
+                from mltui.base.errors import MltuiError
 
                 raise MltuiError(f"Run {run_id} was removed (from the queue or the store) while being followed.")
             status = found[0]
@@ -149,7 +149,7 @@ def _copy(path, offset: int, write) -> int:
 
 
 def cmd_log(args: argparse.Namespace) -> int:
-    from mltui.core.workspace import open_workspace
+    from mltui.core.reader import open_workspace
     from mltui.store.runs import resolve_id
 
     ws, conn = open_workspace()
@@ -158,10 +158,10 @@ def cmd_log(args: argparse.Namespace) -> int:
     path = ws.run_dir(run_id) / "output.log"
     start = 0
     if args.tail is not None:
-        from mltui.core.logfile import tail
+        from mltui.core.runs.logfile import tail
 
         if args.tail < 0:
-            from mltui.core.errors import UsageError
+            from mltui.base.errors import UsageError
 
             raise UsageError("--tail takes a number of lines, 0 or more.")
         size = path.stat().st_size if path.exists() else 0
@@ -183,18 +183,18 @@ def cmd_log(args: argparse.Namespace) -> int:
 
 
 def cmd_kill(args: argparse.Namespace) -> int:
-    from mltui.core.launcher import kill_run
-    from mltui.core.workspace import open_workspace
+    from mltui.core.launch.launcher import kill_run
+    from mltui.core.reader import open_workspace
     from mltui.store.runs import resolve_ids
 
     ws, conn = open_workspace(write=True)
     with closing(conn):
         ids = list(dict.fromkeys(resolve_ids(conn, args.runs)))
     if args.grace is not None and args.grace < 0:
-        from mltui.core.errors import UsageError
+        from mltui.base.errors import UsageError
 
         raise UsageError("--grace takes a number of seconds, 0 or more.")
-    from mltui.core.errors import MltuiError
+    from mltui.base.errors import MltuiError
 
     results, problems = [], []
     for run_id in ids:  # one run that cannot be killed does not spare the others
@@ -219,10 +219,10 @@ def cmd_kill(args: argparse.Namespace) -> int:
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
-    from mltui.core.commands import parse_assignments
-    from mltui.core.launcher import launch, rerun_launch
-    from mltui.core.runs import get_run
-    from mltui.core.workspace import open_workspace
+    from mltui.core.launch.commands import parse_assignments
+    from mltui.core.launch.launcher import launch, rerun_launch
+    from mltui.core.runs.listing import get_run
+    from mltui.core.reader import open_workspace
 
     ws, conn = open_workspace(write=True)
     with closing(conn):

@@ -38,7 +38,7 @@ def open_tui(args: argparse.Namespace) -> int:
 
     ws = find_workspace()  # fail in one line before the screen takes over
     if not ws.db_path.exists():
-        from mltui.core.errors import UsageError
+        from mltui.base.errors import UsageError
 
         raise UsageError(f"The workspace {ws.root} has no store yet; run `mltui init` there.")
     from mltui.tui.app import create_app
@@ -51,10 +51,10 @@ def _stop_runs(ws) -> None:
     """A throw-away demo must not leave runs behind: stop what it launched before deleting its folder."""
     from contextlib import closing
 
-    from mltui.core.launcher import kill_run
-    from mltui.store.connection import open_store
+    from mltui.core.launch.launcher import kill_run
+    from mltui.core.reader import open_writer
 
-    with closing(open_store(ws.db_path)) as conn:
+    with closing(open_writer(ws)) as conn:
         active = [r[0] for r in conn.execute(
             "SELECT id FROM runs WHERE status IN ('running', 'queued') AND spec IS NOT NULL")]
     for run_id in active:
@@ -65,8 +65,8 @@ def _stop_runs(ws) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from mltui.core.demo import DemoFeeder, build_demo
-    from mltui.core.errors import UsageError
+    from mltui.demo.build import DemoFeeder, build_demo
+    from mltui.base.errors import UsageError
 
     if args.runs < 1 or args.runs > 5000:
         raise UsageError("--runs must be between 1 and 5000.")
@@ -84,7 +84,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         ws, running = build_demo(where, n_runs=args.runs)
         launched: list[str] = []
         if not args.no_launch:
-            from mltui.core.demo_launch import launch_samples
+            from mltui.demo.launch import launch_samples
 
             launched, note = launch_samples(ws)
             if note:

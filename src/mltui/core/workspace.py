@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mltui.core.errors import MltuiError, UsageError, WorkspaceNotFound
+from mltui.base.errors import MltuiError, UsageError, WorkspaceNotFound
 
 DIRNAME = ".mltui"
 DB_NAME = "mltui.db"
@@ -255,7 +255,7 @@ def init_workspace(where: str | os.PathLike[str] | None = None, shared: bool = F
     except OSError as exc:
         raise MltuiError(f"Cannot create a workspace in {base}: {exc.strerror}.") from None
     ws = Workspace(root)
-    from mltui.store.connection import open_store
+    from mltui.store.opening import open_store
 
     open_store(ws.db_path, file_mode=config.file_mode).close()
     return ws, created
@@ -267,22 +267,3 @@ def write_private(path: Path, text: str, mode: int = 0o600) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         os.fchmod(fh.fileno(), mode)  # O_CREAT's mode is cut by the umask
         fh.write(text)
-
-
-def open_workspace(write: bool = False, start: str | os.PathLike[str] | None = None):
-    """(workspace, connection). Reading falls back to a read-only connection on a read-only disk."""
-    from mltui.core.errors import StoreError
-    from mltui.store.connection import open_store
-
-    ws = find_workspace(start)
-    mode = ws.config().file_mode
-    if write:
-        return ws, open_store(ws.db_path, file_mode=mode)
-    if not ws.db_path.exists():
-        raise StoreError(f"The workspace {ws.root} has no store yet; run `mltui init` there.")
-    try:
-        return ws, open_store(ws.db_path, file_mode=mode)
-    except StoreError as exc:
-        if "read-only" not in str(exc) and "Cannot open" not in str(exc):
-            raise
-        return ws, open_store(ws.db_path, readonly=True)

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from collections.abc import Iterator
 
-from mltui.core.errors import StoreError
+from mltui.base.errors import StoreError
 
 BUSY_TIMEOUT_MS = 60_000
 
@@ -39,14 +39,14 @@ def translate(exc: sqlite3.Error, path: Path | str = "") -> StoreError:
     msg = str(exc).lower()
     store = f"The store {path}" if path else "The store"
     if "readonly" in msg or "read-only" in msg:
-        return StoreError(f"{store} is read-only here, so nothing can be written to it.")
+        return StoreError(f"{store} is read-only here, so nothing can be written to it.", unwritable=True)
     if "not a database" in msg or "malformed" in msg:
         return StoreError(f"{store} is damaged or not a SQLite database ({exc}).")
     if "unable to open" in msg:
         folder = os.path.dirname(os.path.abspath(path)) if path else "."
         if path and os.path.exists(path) and not os.access(folder, os.W_OK):
-            return StoreError(f"{store} is read-only here, so nothing can be written to it.")
-        return StoreError(f"Cannot open the store {path} (missing, or its folder is not accessible).")
+            return StoreError(f"{store} is read-only here, so nothing can be written to it.", unwritable=True)
+        return StoreError(f"Cannot open the store {path} (missing, or its folder is not accessible).", unwritable=True)
     if "locked" in msg or "busy" in msg:
         return StoreError(f"{store} stayed locked by another process for too long.")
     if "foreign key" in msg:
@@ -119,27 +119,6 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
             last = exc
     assert last is not None
     raise translate(last, path)
-
-
-def open_store(path: Path | str, readonly: bool = False, file_mode: int = 0o600) -> sqlite3.Connection:
-    """Connect and bring the schema up to date (or refuse a store from a newer mltui)."""
-    from mltui.store.schema import check_version, migrate, refuse_foreign
-
-    conn = connect(path, readonly=readonly, file_mode=file_mode)
-    try:
-        if readonly:
-            check_version(conn, path)
-        else:
-            refuse_foreign(conn, path)
-            try:
-                enable_wal(conn)
-            except sqlite3.Error as exc:
-                raise translate(exc, path) from None
-            migrate(conn, path)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
 
 
 @contextmanager

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 
-from mltui.core.errors import NotFound, UsageError
-from mltui.core.values import decode, encode
+from mltui.base.errors import NotFound, UsageError
+from mltui.base.values import decode, encode
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (import mltui stays lean)
 
 if TYPE_CHECKING:

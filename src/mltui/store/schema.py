@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from mltui.core.errors import StoreError
+from mltui.base.errors import StoreError
 from mltui.store.connection import translate, write_tx
 
 # Each migration is a list of statements; MIGRATIONS[i] takes the store from version i to i+1.

@@ -15,7 +15,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from mltui.core.errors import UsageError
+from mltui.base.errors import UsageError
 
 # attribute -> SQL expression over `runs` (fixed text, never user input)
 ATTRIBUTES = {

@@ -78,9 +78,9 @@ class MltuiApp(RunActions, App):
     def _saved_views(self) -> list:
         from contextlib import closing
 
-        from mltui.core.errors import MltuiError
-        from mltui.core.store_watch import StoreReader
-        from mltui.core.views import list_views
+        from mltui.base.errors import MltuiError
+        from mltui.core.reader import StoreReader
+        from mltui.core.runs.views import list_views
 
         reader = StoreReader(self.ws)
         try:

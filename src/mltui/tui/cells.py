@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from mltui.core.text import age, safe, span
-from mltui.core.values import display
+from mltui.base.text import age, safe, span
+from mltui.base.values import display
 
 __all__ = ["status_cell", "plain", "number", "age", "span"]
 

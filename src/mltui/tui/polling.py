@@ -12,7 +12,7 @@ from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
 if TYPE_CHECKING:
-    from mltui.core.store_watch import StoreReader
+    from mltui.core.reader import StoreReader
 
 
 class Polling:
@@ -65,7 +65,7 @@ class Polling:
         )
 
     def _collect_alone(self, force: bool) -> Any:
-        from mltui.core.store_watch import ReaderClosed
+        from mltui.core.reader import ReaderClosed
 
         assert self._poll_lock is not None
         reader = self.reader

@@ -9,16 +9,16 @@ from __future__ import annotations
 from rich.text import Text
 from textual import work
 
-from mltui.core.errors import MltuiError
-from mltui.core.text import safe
+from mltui.base.errors import MltuiError
+from mltui.base.text import safe
 
 
 class RunActions:
     """Needs `self.ws` (the App sets it)."""
 
     def _target_run(self) -> dict | None:
-        from mltui.core.runs import get_run
-        from mltui.core.store_watch import StoreReader
+        from mltui.core.runs.listing import get_run
+        from mltui.core.reader import StoreReader
 
         run_id = getattr(self.screen, "current_run_id", None)  # type: ignore[attr-defined]
         if run_id is None:
@@ -44,7 +44,7 @@ class RunActions:
 
     # -- launch ---------------------------------------------------------------------------------
     def action_launch(self) -> None:
-        from mltui.tui.screens.launch import LaunchScreen
+        from mltui.tui.modals.launch import LaunchScreen
 
         self.push_screen(LaunchScreen(self.ws), self._launched)  # type: ignore[attr-defined]
 
@@ -56,7 +56,7 @@ class RunActions:
 
     # -- log ------------------------------------------------------------------------------------
     def action_open_log(self) -> None:
-        from mltui.tui.screens.log_screen import LogScreen
+        from mltui.tui.screens.log import LogScreen
 
         run = self._target_run()
         if run is None:
@@ -69,8 +69,8 @@ class RunActions:
     # -- kill -----------------------------------------------------------------------------------
     def kill_run_by_id(self, run_id: str) -> None:
         """Ask, then kill `run_id` (the GPUs pane's way in)."""
-        from mltui.core.runs import get_run
-        from mltui.core.store_watch import StoreReader
+        from mltui.core.runs.listing import get_run
+        from mltui.core.reader import StoreReader
 
         reader = StoreReader(self.ws)
         try:
@@ -88,7 +88,7 @@ class RunActions:
             self._confirm_kill(run)
 
     def _confirm_kill(self, run: dict) -> None:
-        from mltui.tui.screens.confirm import ConfirmScreen
+        from mltui.tui.modals.confirm import ConfirmScreen
 
         if run["status"] not in ("running", "queued"):
             self.notify(f"{run['name']} is {run['status']}; there is nothing to kill.", timeout=3, markup=False)
@@ -106,7 +106,7 @@ class RunActions:
 
     @work(thread=True, group="run-actions", exit_on_error=False)
     def _kill(self, run_id: str, name: str) -> None:
-        from mltui.core.launcher import kill_run
+        from mltui.core.launch.launcher import kill_run
 
         try:
             status = kill_run(self.ws, run_id)
@@ -124,7 +124,7 @@ class RunActions:
 
     @work(thread=True, group="run-actions", exit_on_error=False)
     def _rerun(self, run: dict) -> None:
-        from mltui.core.launcher import launch, rerun_launch
+        from mltui.core.launch.launcher import launch, rerun_launch
 
         try:
             again = rerun_launch(self.ws, run, {})

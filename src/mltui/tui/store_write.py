@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from mltui.core.errors import MltuiError
+from mltui.base.errors import MltuiError
 from mltui.core.workspace import Workspace
 
 FAILED = object()  # what `write` returns when the change did not happen
@@ -15,10 +15,10 @@ FAILED = object()  # what `write` returns when the change did not happen
 
 def write(widget, ws: Workspace, do: Callable[[Workspace, sqlite3.Connection], Any]) -> Any:
     """`do(ws, conn)` on a new writable connection; returns its result, or FAILED after a notice."""
-    from mltui.store.connection import open_store
+    from mltui.core.reader import open_writer
 
     try:
-        conn = open_store(ws.db_path, file_mode=ws.config().file_mode)
+        conn = open_writer(ws)
         try:
             return do(ws, conn)
         finally:

@@ -8,12 +8,12 @@ from textual.screen import Screen
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from mltui.core.workspace import Workspace
-from mltui.core.views import View
-from mltui.tui.screens.compare_pane import ComparePane
-from mltui.tui.screens.datasets_pane import DatasetsPane
-from mltui.tui.screens.gpu_pane import GpuPane
-from mltui.tui.screens.models_pane import ModelsPane
-from mltui.tui.screens.runs_pane import RunsPane
+from mltui.core.runs.views import View
+from mltui.tui.panes.compare import ComparePane
+from mltui.tui.panes.datasets import DatasetsPane
+from mltui.tui.panes.gpus import GpuPane
+from mltui.tui.panes.models import ModelsPane
+from mltui.tui.panes.runs import RunsPane
 
 PANES = [
     # id, title, key, and a placeholder text for a pane still to come (none now)

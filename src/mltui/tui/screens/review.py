@@ -14,10 +14,10 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from mltui.core.text import safe, size
-from mltui.core.values import display
+from mltui.base.text import safe, size
+from mltui.base.values import display
 from mltui.core.workspace import Workspace
-from mltui.tui.screens.prompt import Field, PromptScreen
+from mltui.tui.modals.prompt import Field, PromptScreen
 
 SPARK = "▁▂▃▄▅▆▇█"
 CURVE_POINTS = 40
@@ -36,8 +36,8 @@ class Side:
 
 
 def _side(conn, mv) -> Side:
-    from mltui.core.compare import read_arrays
-    from mltui.core.promotion import eval_data, eval_runs
+    from mltui.core.runs.compare import read_arrays
+    from mltui.core.models.promotion import eval_data, eval_runs
     from mltui.store.runs import values_for
     from mltui.tui.widgets.metric_spark import downsample
 
@@ -99,13 +99,13 @@ class ReviewScreen(Screen):
         self.load()
 
     def load(self) -> None:
-        from mltui.core.errors import MltuiError
-        from mltui.core.promotion import get_request
-        from mltui.core.registry import production, resolve
-        from mltui.store.connection import open_store
+        from mltui.base.errors import MltuiError
+        from mltui.core.models.promotion import get_request
+        from mltui.core.models.registry import production, resolve
+        from mltui.core.reader import open_readonly
 
         try:
-            conn = open_store(self.ws.db_path, readonly=True)
+            conn = open_readonly(self.ws)
         except MltuiError as exc:
             self.query_one("#review-header", Static).update(Text(str(exc)))
             return
@@ -117,8 +117,8 @@ class ReviewScreen(Screen):
                 current = None
             left, right = _side(conn, candidate), _side(conn, current)
             if req["status"] == "open":  # approval checks the gates again: show (and ask by) what holds now
-                from mltui.core.policy import load_policy
-                from mltui.core.promotion import evaluate
+                from mltui.core.models.policy import load_policy
+                from mltui.core.models.promotion import evaluate
 
                 req["gates"] = evaluate(conn, load_policy(self.ws), candidate, req["target"])
                 req["failed"] = [g["gate"] for g in req["gates"] if not g["ok"]]
@@ -219,7 +219,7 @@ class ReviewScreen(Screen):
         return True
 
     def action_approve(self) -> None:
-        from mltui.core.promotion import approve
+        from mltui.core.models.promotion import approve
 
         if not self._is_open():
             return
@@ -242,7 +242,7 @@ class ReviewScreen(Screen):
                                           f"{self.request['target']})", fields, note), decided)
 
     def action_reject(self) -> None:
-        from mltui.core.promotion import reject
+        from mltui.core.models.promotion import reject
 
         if not self._is_open():
             return
@@ -255,7 +255,7 @@ class ReviewScreen(Screen):
         self.app.push_screen(PromptScreen(f"Reject request #{number}", [Field("why", "why", required=True)]), decided)
 
     def action_comment(self) -> None:
-        from mltui.core.promotion import comment
+        from mltui.core.models.promotion import comment
 
         if self.request is None:
             return

@@ -13,12 +13,12 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from mltui.core.runs import duration, get_run
-from mltui.core.store_watch import StoreReader
-from mltui.core.text import safe
-from mltui.core.values import display
+from mltui.core.runs.listing import duration, get_run
+from mltui.core.reader import StoreReader
+from mltui.base.text import safe
+from mltui.base.values import display
 from mltui.core.workspace import Workspace
-from mltui.core.compare import read_arrays
+from mltui.core.runs.compare import read_arrays
 from mltui.tui.cells import age, plain, span, status_cell
 from mltui.tui.polling import Polling
 from mltui.tui.widgets.metric_spark import MetricSpark, downsample

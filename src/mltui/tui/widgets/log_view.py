@@ -24,7 +24,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from mltui.core.logfile import LogIndex, clean
+from mltui.core.runs.logfile import LogIndex, clean
 
 PAGE = 128
 """Lines read from the file at a time (the page around a line that is not cached)."""

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Sparkline, Static
 
-from mltui.core.values import display
+from mltui.base.values import display
 from mltui.tui.cells import plain
 
 

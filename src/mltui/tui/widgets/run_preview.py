@@ -7,7 +7,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from mltui.core.runs import duration
+from mltui.core.runs.listing import duration
 from mltui.tui.cells import age, plain, span, status_cell
 
 
@@ -39,6 +39,6 @@ class RunPreview(Static):
 
 
 def _short(value: object) -> str:
-    from mltui.core.values import display
+    from mltui.base.values import display
 
     return display(value)

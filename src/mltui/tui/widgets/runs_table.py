@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.binding import Binding
 
-from mltui.core.runs import duration, status_label
+from mltui.core.runs.listing import duration, status_label
 from mltui.tui.cells import age, number, plain, span, status_cell
 from mltui.tui.widgets.keyed_table import Column, KeyedTable
 

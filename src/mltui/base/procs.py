@@ -1,0 +1,79 @@
+"""Process helpers for the whole product: this host and user, /proc/<pid>/stat, liveness of a pid,
+and the git state of a folder. Standard library only."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+host = socket.gethostname()  # this machine's name, as runs record it
+
+
+def proc_stat(pid: int | str) -> list[bytes] | None:
+    """The fields of /proc/<pid>/stat after the command name (state first, then ppid, pgrp, ...);
+    None when the process is gone or /proc cannot say."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def pid_alive(pid: int | None) -> bool:
+    """Whether `pid` is a live (not zombie) process on this host."""
+    if not pid or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: it exists
+    fields = proc_stat(pid)
+    return not fields or fields[0] not in (b"Z", b"X")
+
+
+def process_start(pid: int | None) -> int | None:
+    """When `pid` started (clock ticks since boot, /proc/<pid>/stat field 22); None if unknown or gone."""
+    fields = proc_stat(pid) if pid else None
+    try:
+        return int(fields[19]) if fields else None
+    except (IndexError, ValueError):
+        return None
+
+
+def same_process(pid: int | None, started: int | None) -> bool:
+    """Whether `pid` is alive and still the process that started at `started` (not a reused pid)."""
+    if not pid_alive(pid):
+        return False
+    return started is None or process_start(pid) in (None, started)
+
+
+def git_state(cwd: str) -> tuple[str | None, bool | None]:
+    import subprocess
+
+    here = Path(cwd)
+    if not any((p / ".git").exists() for p in (here, *here.parents)):
+        return None, None
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
+        )
+        if commit.returncode != 0:
+            return None, None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True, timeout=5
+        )
+        return commit.stdout.strip() or None, bool(dirty.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+
+
+def user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:
+        return str(os.getuid())

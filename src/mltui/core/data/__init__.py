@@ -1,0 +1,1 @@
+"""Dataset versions: hashing, the content-addressed cache, checkout/verify, profiles, drift, lineage."""

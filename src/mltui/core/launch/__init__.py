@@ -1,0 +1,1 @@
+"""Launching and supervising commands: start, stop, the supervisor, the queue, liveness (lost runs), Slurm."""

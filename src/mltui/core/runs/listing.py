@@ -1,0 +1,123 @@
+"""Runs as the CLI and the TUI see them: listing with --where/--sort, one run in full, removal."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mltui.base.errors import MltuiError, UsageError
+from mltui.core.workspace import Workspace
+from mltui.store import metrics as metric_store
+from mltui.store import runs as run_store
+from mltui.store.connection import write_tx
+from mltui.store.where import compile_sort, compile_where
+
+
+@dataclass
+class RunList:
+    total: int  # how many runs matched, before the limit
+    runs: list[dict] = field(default_factory=list)
+
+
+def list_runs(
+    conn: sqlite3.Connection,
+    where: str | None = None,
+    sort: str | None = None,
+    limit: int | None = 100,
+    offset: int = 0,
+    details: bool = True,
+) -> RunList:
+    """Matching runs, each with its params, tags and metric summary (`details`)."""
+    if limit is not None and limit < 0:
+        raise UsageError("--limit must be 0 (no limit) or a positive number.")
+    now = time.time()
+    where_sql, where_params = compile_where(where, now) if where and where.strip() else (None, [])
+    order_sql, order_params = compile_sort(sort, now) if sort and sort.strip() else (None, [])
+    ids = run_store.select_ids(conn, where_sql, where_params, order_sql, order_params)
+    page = ids[offset : offset + limit] if limit else ids[offset:]
+    runs = run_store.get_runs(conn, page)
+    if details:
+        attach_details(conn, runs)
+    return RunList(total=len(ids), runs=runs)
+
+
+def attach_details(conn: sqlite3.Connection, runs: list[dict]) -> None:
+    ids = [r["id"] for r in runs]
+    params = run_store.values_for(conn, "params", ids)
+    tags = run_store.values_for(conn, "tags", ids)
+    summaries = metric_store.summaries(conn, ids)
+    for run in runs:
+        run["params"] = params[run["id"]]
+        run["tags"] = tags[run["id"]]
+        run["metrics"] = summaries[run["id"]]
+
+
+def get_run(conn: sqlite3.Connection, prefix: str) -> dict:
+    """One run in full (params, tags, metric summary, artifacts, the dataset versions it used), found by id
+    or unique id prefix."""
+    run_id = run_store.resolve_id(conn, prefix)
+    runs = run_store.get_runs(conn, [run_id])
+    attach_details(conn, runs)
+    run = runs[0]
+    run["artifacts"] = run_store.artifacts_for(conn, run_id)
+    from mltui.core.data.lineage import inputs_of
+
+    run["data"] = inputs_of(conn, run_id)
+    return run
+
+
+def remove_run(ws: Workspace, conn: sqlite3.Connection, prefix: str, force: bool = False) -> dict:
+    """Delete a run from the store and its folder from disk. Refuses an active run unless forced."""
+    run = run_store.get_runs(conn, [run_store.resolve_id(conn, prefix)])[0]
+    if run["status"] in run_store.ACTIVE and not force:
+        raise MltuiError(f"Run {run['id']} is {run['status']}; stop it first or pass --force.")
+    with write_tx(conn, ws.db_path):
+        run_store.delete_run(conn, run["id"])
+    folder = ws.run_dir(run["id"])
+    if folder.is_dir() and folder.resolve().parent == ws.runs_dir.resolve():
+        shutil.rmtree(folder, ignore_errors=True)
+    return run
+
+
+def duration(run: dict, now: float | None = None) -> float | None:
+    start = run.get("started")
+    if start is None:
+        return None
+    end = run.get("ended") or (time.time() if now is None else now)
+    return max(0.0, end - start)
+
+
+def run_dir(ws: Workspace, run: dict) -> Path:
+    return Path(run["run_dir"]) if run.get("run_dir") else ws.run_dir(run["id"])
+
+
+def pick_columns(runs: list[dict], field: str, limit: int, varying: bool) -> list[str]:
+    """The `field` keys (params or metrics) most worth a column: the most common (validation and
+    test metrics first), and with `varying` only those whose value differs between the runs (when
+    any do). System metrics (sys/...) are left out."""
+    from mltui.base.values import display
+
+    counts: Counter[str] = Counter()
+    for run in runs:
+        counts.update(k for k in run[field] if not k.startswith("sys/"))
+    # validation and test metrics first: they are what people compare runs by
+    keys = sorted(counts, key=lambda k: (-counts[k], not ("val" in k or "test" in k), k))
+    if varying and len(runs) > 1:
+        keys = [k for k in keys if len({display(r[field].get(k)) for r in runs}) > 1] or keys
+    return keys[:limit]
+
+
+def status_label(run: dict) -> str:
+    """The status as a table shows it: a run waiting in Slurm says why ("queued: Resources"), a run on
+    Slurm says so ("running@slurm")."""
+    status = run["status"]
+    if run.get("executor") != "slurm":
+        return status
+    reason = run.get("reason") or ""
+    if status == "queued" and reason.startswith("waiting in Slurm: "):
+        return f"queued: {reason.removeprefix('waiting in Slurm: ')}"
+    return f"{status}@slurm"

@@ -1,0 +1,1 @@
+"""Dialogs over the main screen: confirm, prompt, save view, launch, add data."""

@@ -1,0 +1,319 @@
+"""The Compare pane: marked runs' curves over each other, a best-of table and the params that differ."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical
+from textual.widgets import Static
+
+from mltui.chart import buckets_for, draw, hex_to_rgb, palette
+from mltui.core.runs.compare import AXES, Comparison, clip_limits, compare, load_series
+from mltui.core.runs.listing import attach_details, list_runs
+from mltui.core.reader import StoreReader
+from mltui.base.text import safe
+from mltui.base.values import display
+from mltui.core.runs.views import View
+from mltui.core.workspace import Workspace
+from mltui.store.runs import get_runs
+from mltui.tui.cells import number, plain
+from mltui.tui.polling import Polling
+from mltui.tui.widgets.keyed_table import Column, KeyedTable
+
+SMOOTHING = (0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.99)
+MAX_RUNS = 50
+MULTIPLES = 4
+EMPTY = ("Nothing to compare yet. In the Runs pane (key 1) mark runs with space and press c, or press C to "
+         "compare every run the filter shows (up to 50). Saved views open from the command palette (ctrl+p).")
+
+
+class ChartGrid(Grid):
+    """Tells its pane when its size changes (first shown, terminal resized), so charts are redrawn to fit."""
+
+    def on_resize(self) -> None:
+        pane = self.parent
+        if isinstance(pane, ComparePane) and pane.active:
+            pane.call_after_refresh(pane.poll_now, True)
+
+
+@dataclass
+class CompareState:
+    view: View = field(default_factory=View)
+    metric_index: int = 0
+    multiples: bool = False
+    legend: bool = True
+    all_params: bool = False
+
+
+@dataclass
+class CompareSnapshot:
+    comparison: Comparison
+    charts: list[str]  # ANSI text, one per chart widget
+    shown_metrics: list[str]
+
+
+class ComparePane(Vertical, Polling):
+    BINDINGS = [
+        Binding("m", "next_metric(1)", "Metric", id="compare.next_metric"),
+        Binding("M", "next_metric(-1)", "Prev metric", id="compare.prev_metric", show=False),
+        Binding("v", "toggle_multiples", "Multiples", id="compare.multiples"),
+        Binding("x", "cycle_axis", "X axis", id="compare.axis"),
+        Binding("y", "toggle_log", "Log y", id="compare.log_y"),
+        Binding("right_square_bracket", "smooth(1)", "Smooth+", id="compare.smooth_more"),
+        Binding("left_square_bracket", "smooth(-1)", "Smooth-", id="compare.smooth_less"),
+        Binding("o", "toggle_clip", "Clip", id="compare.clip", show=False),
+        Binding("l", "toggle_legend", "Legend", id="compare.legend", show=False),
+        Binding("a", "toggle_params", "All params", id="compare.all_params", show=False),
+        Binding("ctrl+s", "save_view", "Save view", id="compare.save"),
+    ]
+    poll_group = "compare-poll"
+    can_focus = True
+
+    def __init__(self, ws: Workspace, refresh_seconds: float = 1.0, directions: dict[str, str] | None = None,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.ws = ws
+        self.reader = StoreReader(ws)
+        self.poll_interval = refresh_seconds
+        self.directions = directions or {}
+        self.state = CompareState()
+        self.snapshot: CompareSnapshot | None = None
+        self._chart_sizes: list[tuple[int, int]] = []
+        self._best_cache: dict = {}  # (run, key, direction, count, last step) -> (best, step of best)
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="compare-status")
+        yield Static(EMPTY, id="compare-empty")
+        yield ChartGrid(*(Static(classes="chart") for _ in range(MULTIPLES)), id="charts")
+        with Horizontal(id="compare-tables"):
+            yield KeyedTable(id="compare-metrics")
+            yield KeyedTable(id="compare-params")
+
+    def on_mount(self) -> None:
+        self._draw_all()  # the empty state says what to do, before anything is compared
+        self.poll_now(force=True)
+
+    def on_unmount(self) -> None:
+        self.reader.close()
+
+    # -- what is compared ----------------------------------------------------------------------
+    @property
+    def active(self) -> bool:
+        return bool(self.state.view.runs or self.state.view.where)
+
+    def set_view(self, view: View) -> None:
+        self.state = CompareState(view=view, legend=self.state.legend)
+        self.snapshot = None
+        self.poll_now(force=True)
+
+    def _show_empty(self, empty: bool) -> None:
+        self.query_one("#compare-empty").display = empty
+        self.query_one("#charts").display = not empty
+        self.query_one("#compare-tables").display = not empty
+
+    # -- polling -------------------------------------------------------------------------------
+    def should_poll(self) -> bool:
+        return self.active and self.is_attached and self.screen is self.app.screen and self.display \
+            and self.region.width > 0
+
+    def _target_sizes(self) -> list[tuple[int, int]]:
+        """The size each chart will have: one chart fills the grid, multiples share it 2 x 2."""
+        grid = self.query_one("#charts").content_region
+        if self.state.multiples:
+            metrics = len(self.snapshot.comparison.metrics) if self.snapshot else MULTIPLES
+            rows = 2 if min(MULTIPLES, metrics) > 2 else 1  # two columns; a second row only when needed
+            return [(max(20, grid.width // 2), max(5, grid.height // rows))] * MULTIPLES
+        return [(max(20, grid.width), max(5, grid.height))]
+
+    def poll_now(self, force: bool = False) -> None:
+        self._chart_sizes = self._target_sizes()
+        super().poll_now(force)
+
+    def collect(self, force: bool) -> CompareSnapshot | None:
+        if not self.reader.changed() and not force:
+            return None
+        conn = self.reader.conn
+        view = self.state.view
+        if view.runs:
+            runs = get_runs(conn, list(dict.fromkeys(view.runs)))  # a run listed twice is shown once
+            attach_details(conn, runs)
+        else:
+            runs = list_runs(conn, where=view.where, limit=MAX_RUNS).runs
+        if len(self._best_cache) > 10_000:
+            self._best_cache.clear()
+        comp = compare(conn, runs, view.metrics or None, self.directions, self._best_cache)
+        keys = comp.metrics
+        if not keys:
+            return CompareSnapshot(comp, [], [])
+        start = self.state.metric_index % len(keys)
+        count = min(MULTIPLES, len(keys)) if self.state.multiples else 1
+        shown = [keys[(start + i) % len(keys)] for i in range(count)]
+        names = {r["id"]: r["name"] for r in runs}
+        colours = self._colours(len(runs))
+        by_run = {r["id"]: colours[i] for i, r in enumerate(runs)}
+        charts = []
+        for key, (width, height) in zip(shown, self._chart_sizes or [(80, 20)] * count):
+            series = load_series(conn, [r["id"] for r in runs], key, view.axis, view.smoothing,
+                                 buckets=buckets_for(width, len(runs)))
+            charts.append(draw(
+                series, [safe(names[s.run_id]) for s in series], width, height, title=safe(key), axis=view.axis,
+                log_y=view.log_y, ylim=clip_limits(series) if view.clip else None, legend=self.state.legend,
+                colours=[by_run[s.run_id] for s in series],
+            ))
+        return CompareSnapshot(comp, charts, shown)
+
+    def _colours(self, n: int) -> list[tuple[int, int, int]]:
+        theme = self.app.theme_variables
+        first = [hex_to_rgb(theme.get(name, "")) for name in ("primary", "accent", "success", "secondary",
+                                                               "warning", "error")]
+        return palette(n, [c for c in first if c])
+
+    def apply(self, snapshot: CompareSnapshot | None) -> None:
+        if snapshot is not None:
+            self.snapshot = snapshot
+        self._draw_all()
+        if self.active:  # drawn before the layout settled (first show, resize): draw again at the real size
+            self.call_after_refresh(self._redraw_if_resized)
+
+    def _redraw_if_resized(self) -> None:
+        if self._target_sizes() != self._chart_sizes[: len(self._target_sizes())]:
+            self.poll_now(force=True)
+
+    # -- drawing -------------------------------------------------------------------------------
+    def _draw_all(self) -> None:
+        self._show_empty(not self.active)
+        self._update_status()
+        snap = self.snapshot
+        if snap is None or not self.active:
+            return
+        charts = list(self.query(".chart"))
+        grid = self.query_one("#charts")
+        grid.set_class(len(snap.charts) > 1, "-multiples")
+        for i, widget in enumerate(charts):
+            widget.display = i < max(1, len(snap.charts))
+            if i < len(snap.charts):
+                widget.update(Text.from_ansi(snap.charts[i]))
+            elif i == 0:
+                widget.update(Text("These runs have logged no metrics yet.", style="dim"))
+        self._metric_table(snap.comparison, snap.shown_metrics)
+        self._param_table(snap.comparison)
+
+    def _metric_table(self, comp: Comparison, shown: list[str]) -> None:
+        table = self.query_one("#compare-metrics", KeyedTable)
+        keys = shown + [k for k in comp.metrics if k not in shown]
+        columns = [Column("name", "Run")]
+        for key in keys:
+            arrow = "↓" if comp.directions[key] == "min" else "↑"
+            columns += [Column(f"b:{key}", f"{key} best{arrow}"), Column(f"l:{key}", f"{key} last")]
+        columns.append(Column("id", "ID"))
+        best_style = f"bold {self.app.theme_variables.get('success', '')}"
+        rows = []
+        for run in comp.runs:
+            cells = [plain(run["name"], 28)]
+            for key in keys:
+                c = comp.cells[run["id"]][key]
+                if c.best is None:
+                    cells += [Text("-", style="dim", justify="right"), Text("-", style="dim", justify="right")]
+                    continue
+                best = Text(f"{display(c.best)} @{c.best_step}", justify="right",
+                            style=best_style if c.is_best else "")
+                cells += [best, number(c.last)]
+            cells.append(Text(run["id"], style="dim"))
+            rows.append((run["id"], cells))
+        table.sync(columns, rows, "id")
+
+    def _param_table(self, comp: Comparison) -> None:
+        table = self.query_one("#compare-params", KeyedTable)
+        keys = comp.params_all if self.state.all_params else comp.params_differ
+        differ = set(comp.params_differ)
+        columns = [Column("name", "Run"), *(Column(f"p:{k}", k) for k in keys), Column("id", "ID")]
+        accent = self.app.theme_variables.get("accent", "")
+        rows = []
+        for run in comp.runs:
+            cells = [plain(run["name"], 28)]
+            for key in keys:
+                cell = number(run["params"][key]) if key in run["params"] else Text("-", style="dim")
+                if key in differ:
+                    cell.stylize(accent)
+                cells.append(cell)
+            cells.append(Text(run["id"], style="dim"))
+            rows.append((run["id"], cells))
+        table.sync(columns, rows, "id")
+
+    def _update_status(self) -> None:
+        status = Text()
+        if not self.active:
+            status.append("Compare", style="bold")
+        else:
+            view, snap = self.state.view, self.snapshot
+            count = len(snap.comparison.runs) if snap else 0
+            status.append(f"{count} run" if count == 1 else f"{count} runs", style="bold")
+            if view.where:
+                status.append(" · where ", style="dim")
+                status.append(view.where)
+            if snap and snap.shown_metrics:
+                status.append(" · metric ", style="dim")
+                status.append(", ".join(snap.shown_metrics))
+            status.append(f" · x {view.axis} · smoothing {view.smoothing:g}", style="dim")
+            if view.log_y:
+                status.append(" · log y", style="dim")
+            if view.clip:
+                status.append(" · outliers clipped", style="dim")
+            if snap and not snap.comparison.params_differ:
+                status.append(" · same params", style="dim")
+        self.query_one("#compare-status", Static).update(status)
+
+    def on_resize(self) -> None:
+        if self.active:
+            self.call_after_refresh(self.poll_now, True)
+
+    # -- keys ----------------------------------------------------------------------------------
+    def _change(self, **view_changes) -> None:
+        if not self.active:
+            self.notify("Nothing to compare yet: mark runs in the Runs pane first.", timeout=3)
+            return
+        if view_changes:
+            self.state.view = replace(self.state.view, **view_changes)
+        self.poll_now(force=True)
+
+    def action_next_metric(self, step: int) -> None:
+        self.state.metric_index += step
+        self._change()
+
+    def action_toggle_multiples(self) -> None:
+        self.state.multiples = not self.state.multiples
+        self.call_after_refresh(self._change)
+
+    def action_cycle_axis(self) -> None:
+        self._change(axis=AXES[(AXES.index(self.state.view.axis) + 1) % len(AXES)])
+
+    def action_toggle_log(self) -> None:
+        self._change(log_y=not self.state.view.log_y)
+
+    def action_toggle_clip(self) -> None:
+        self._change(clip=not self.state.view.clip)
+
+    def action_smooth(self, step: int) -> None:
+        current = self.state.view.smoothing
+        index = min(range(len(SMOOTHING)), key=lambda i: abs(SMOOTHING[i] - current))
+        self._change(smoothing=SMOOTHING[max(0, min(len(SMOOTHING) - 1, index + step))])
+
+    def action_toggle_legend(self) -> None:
+        self.state.legend = not self.state.legend
+        self._change()
+
+    def action_toggle_params(self) -> None:
+        self.state.all_params = not self.state.all_params
+        if self.snapshot:
+            self._param_table(self.snapshot.comparison)
+
+    def action_save_view(self) -> None:
+        if not self.active:
+            self.notify("Nothing to save yet: mark runs in the Runs pane first.", timeout=3)
+            return
+        from mltui.tui.modals.save_view import SaveViewScreen
+
+        self.app.push_screen(SaveViewScreen(self.ws, self.state.view))

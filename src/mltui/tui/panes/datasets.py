@@ -1,0 +1,376 @@
+"""The Datasets pane: datasets and their versions on the left; on the right a version's files, profile
+or the runs that used it, or the diff and drift between a marked version and the highlighted one.
+
+The lists are polled like the other panes. What a key asks for (a profile, a drift) is computed in
+a thread worker with its own connection, with a progress bar while it runs; only the latest request
+is shown.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, ProgressBar, Static
+
+from mltui.core.data.profile import column_summary, drift_note, schema_note, short
+from mltui.core.reader import StoreReader
+from mltui.base.text import age, safe, size
+from mltui.core.workspace import Workspace
+from mltui.tui.polling import Polling
+from mltui.tui.widgets.keyed_table import Column, KeyedTable
+
+EMPTY = ("No datasets yet. Press a to record one, or from a shell:\n\n  mltui data add PATH --name NAME --store\n\n"
+         "Its versions, files, profiles, drift and the runs that used it appear here.")
+MAX_FILES = 2000  # rows of a version's file list drawn (the count says how many there are)
+CHART = 8  # drifted columns drawn as bars
+
+
+@dataclass
+class Lists:
+    datasets: list[dict]
+    versions: list  # of the highlighted dataset, newest first
+
+
+def _t(value: object, style: str = "") -> Text:
+    return Text(safe(value), style=style)
+
+
+class DatasetsPane(Vertical, Polling):
+    BINDINGS = [
+        Binding("f", "show('files')", "Files", id="data.files"),
+        Binding("p", "show('profile')", "Profile", id="data.profile"),
+        Binding("u", "show('runs')", "Runs", id="data.runs"),
+        Binding("space", "mark", "Mark", id="data.mark"),
+        Binding("d", "show('diff')", "Diff", id="data.diff"),
+        Binding("D", "show('drift')", "Drift", id="data.drift"),
+        Binding("a", "add", "Add", id="data.add"),
+        Binding("ctrl+r", "refresh", "Refresh", id="data.refresh", show=False),
+    ]
+    poll_group = "data-poll"
+    can_focus = True  # holds the focus (and so its keys) while there is no table to focus yet
+
+    def __init__(self, ws: Workspace, refresh_seconds: float = 1.0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.ws = ws
+        self.reader = StoreReader(ws)
+        self.poll_interval = refresh_seconds
+        self.dataset: str | None = None  # highlighted dataset
+        self.lists: Lists | None = None
+        self.marked = None  # a Version, for diff and drift
+        self.mode = "files"
+        self.shown: tuple | None = None  # (mode, version id, marked id) of what the right side shows
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="data-empty")
+        with Horizontal(id="data-body"):
+            with Vertical(id="data-left"):
+                yield KeyedTable(id="data-sets")
+                yield KeyedTable(id="data-versions")
+            with Vertical(id="data-right"):
+                yield Static(id="data-title")
+                yield ProgressBar(id="data-progress", show_eta=False)
+                yield Static(id="data-chart")
+                yield KeyedTable(id="data-detail")  # cursor by row, zebra stripes
+
+    def on_mount(self) -> None:
+        self.query_one("#data-progress").display = False
+        self.query_one("#data-chart").display = False
+        self.query_one("#data-empty").display = False
+        self.poll_now(force=True)
+
+    def on_unmount(self) -> None:
+        self.reader.close()
+
+    def on_focus(self) -> None:
+        if self.query_one("#data-body").display:
+            self.app.set_focus(self.query_one("#data-versions"))
+
+    # -- polling the lists ------------------------------------------------------------------------
+    def should_poll(self) -> bool:
+        return self.shown_in_tab()
+
+    def collect(self, force: bool) -> Lists | None:
+        from mltui.core.data.versions import list_datasets, versions
+
+        if not self.reader.changed() and not force:
+            return None
+        conn = self.reader.conn
+        try:
+            found = list_datasets(conn)
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return Lists([], [])  # a store from before datasets, opened read-only
+            raise
+        names = [d["name"] for d in found]
+        name = self.dataset if self.dataset in names else (names[0] if names else None)
+        return Lists(found, versions(conn, name) if name else [])
+
+    def apply(self, lists: Lists | None) -> None:
+        if lists is None:
+            return
+        self.lists = lists
+        empty = not lists.datasets
+        self.query_one("#data-empty", Static).update(EMPTY)
+        self.query_one("#data-empty").display = empty
+        self.query_one("#data-body").display = not empty
+        if empty:
+            return
+        sets = self.query_one("#data-sets", KeyedTable)
+        sets.sync([Column("name", "Dataset"), Column("n", "Versions"), Column("size", "Size")],
+                  [(d["name"], [_t(d["name"], "bold"), Text(str(d["versions"])),
+                                Text(size(d["latest"].bytes) if d["latest"] else "-")]) for d in lists.datasets],
+                  "name")
+        if self.dataset is None or self.dataset not in {d["name"] for d in lists.datasets}:
+            self.dataset = sets.highlighted_key or lists.datasets[0]["name"]
+        self._sync_versions()
+
+    def _sync_versions(self) -> None:
+        if self.lists is None:
+            return
+        history = self.lists.versions if (self.lists.versions and self.lists.versions[0].dataset == self.dataset) else []
+        table = self.query_one("#data-versions", KeyedTable)
+        mark = self.marked.id if self.marked is not None and self.marked.dataset == self.dataset else None
+        table.sync([Column("v", "Ver"), Column("id", "Id"), Column("files", "Files"), Column("size", "Size"),
+                    Column("added", "Added"), Column("msg", "Message")],
+                   [(v.id, [Text(("● " if v.id == mark else "  ") + f"v{v.seq}", style="bold" if v.id == mark else ""),
+                            Text(v.id[:10], style="dim"), Text(f"{v.files:,}"), Text(size(v.bytes)),
+                            Text(age(v.created)), _t(v.message or "")]) for v in history], "v")
+        if self.shown is None and history:
+            self.call_after_refresh(self._show_current)
+
+    # -- what is highlighted --------------------------------------------------------------------
+    @property
+    def version(self):
+        if self.lists is None:
+            return None
+        key = self.query_one("#data-versions", KeyedTable).highlighted_key
+        return next((v for v in self.lists.versions if v.id == key), None)
+
+    @on(DataTable.RowHighlighted, "#data-sets")
+    def _dataset_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        name = event.row_key.value if event.row_key else None
+        if name and name != self.dataset:
+            self.dataset = name
+            self.shown = None
+            self.poll_now(force=True)
+
+    @on(DataTable.RowSelected, "#data-sets")
+    def _dataset_selected(self, event: DataTable.RowSelected) -> None:
+        self.query_one("#data-versions").focus()
+
+    @on(DataTable.RowHighlighted, "#data-versions")
+    def _version_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_current()
+
+    # -- actions --------------------------------------------------------------------------------
+    def action_show(self, mode: str) -> None:
+        if mode in ("diff", "drift") and self.marked is None:
+            self.notify("Mark a version with space first, then highlight the other one.", timeout=4)
+            return
+        self.mode = mode
+        self.shown = None
+        self._show_current()
+
+    def action_mark(self) -> None:
+        v = self.version
+        if v is None:
+            return
+        self.marked = None if self.marked is not None and self.marked.id == v.id else v
+        self._sync_versions()
+        if self.marked is not None:
+            self.notify(f"Marked {v.label}: highlight another version and press d (diff) or D (drift).",
+                        timeout=4, markup=False)
+
+    def action_add(self) -> None:
+        from mltui.tui.modals.data_add import AddDataScreen
+
+        def added(label: str | None) -> None:
+            if label:
+                self.notify(f"Recorded {label}.", timeout=4, markup=False)
+                self.shown = None
+                self.poll_now(force=True)
+
+        self.app.push_screen(AddDataScreen(self.ws, self.dataset), added)
+
+    def action_refresh(self) -> None:
+        self.shown = None
+        self.poll_now(force=True)
+        self._show_current()
+
+    def _show_current(self) -> None:
+        v = self.version
+        if v is None:
+            return
+        marked = self.marked if self.mode in ("diff", "drift") else None
+        key = (self.mode, v.id, marked.id if marked else None)
+        if key == self.shown:
+            return
+        self.shown = key
+        what = {"files": "files", "profile": "profile", "runs": "runs that used it", "diff": "diff", "drift": "drift"}
+        title = f"{v.label} · {what[self.mode]}" if marked is None else f"{marked.label} → {v.label} · {self.mode}"
+        self.query_one("#data-title", Static).update(Text(title, style="bold"))
+        self._progress(None)
+        self._load(self.mode, v, marked)
+
+    def _progress(self, fraction: tuple[int, int] | None) -> None:
+        bar = self.query_one("#data-progress", ProgressBar)
+        bar.display = fraction is not None
+        if fraction is not None:
+            bar.update(total=max(1, fraction[1]), progress=fraction[0])
+
+    # -- loading the right side (thread worker, own connection) ---------------------------------
+    @work(thread=True, exclusive=True, group="data-detail", exit_on_error=False)
+    def _load(self, mode: str, version, marked) -> None:
+        from mltui.core.reader import open_readonly
+
+        key = (mode, version.id, marked.id if marked else None)
+
+        def step(done: int, total: int) -> None:
+            self.app.call_from_thread(self._step, key, done, total)
+
+        try:
+            conn = open_readonly(self.ws)
+        except Exception as exc:
+            self.app.call_from_thread(self._loaded, key, ("error", str(exc)))
+            return
+        try:
+            result = self._compute(conn, mode, version, marked, step)
+        except Exception as exc:  # one sentence in the pane, never a crash
+            result = ("error", str(exc))
+        finally:
+            conn.close()
+        self.app.call_from_thread(self._loaded, key, result)
+
+    def _compute(self, conn, mode: str, version, marked, step):
+        from mltui.core.data import tables as data_tables
+        from mltui.core.data.ops import diff
+        from mltui.core.data.versions import files
+        from mltui.core.data.lineage import runs_using
+
+        if mode == "files":
+            return ("files", files(conn, version.id))
+        if mode == "runs":
+            return ("runs", runs_using(conn, version.dataset, version.id))
+        if mode == "diff":
+            return ("diff", diff(conn, marked, version))
+        if mode == "profile":
+            found = data_tables.tables(conn, version)
+            if not found:
+                return ("error", f"{version.label} holds no CSV, TSV, Parquet or JSON lines file to profile.")
+            return ("profile", [data_tables.profile_of(self.ws, conn, version, e, step) for e in found[:4]])
+        return ("drift", data_tables.drift_of(self.ws, conn, marked, version, None, step))
+
+    def _step(self, key: tuple, done: int, total: int) -> None:
+        if key == self.shown:
+            self._progress((done, total))
+
+    def _loaded(self, key: tuple, result: tuple) -> None:
+        if key != self.shown or not self.is_attached:
+            return  # the user has moved on
+        self._progress(None)
+        kind, data = result
+        chart = self.query_one("#data-chart", Static)
+        chart.display = False
+        table = self.query_one("#data-detail", DataTable)
+        table.clear(columns=True)  # a new answer, not a tick: refilled whole
+        if kind == "error":
+            chart.display = True
+            chart.update(Text(safe(data), style=self.app.theme_variables.get("error", "red")))
+            return
+        columns, rows = getattr(self, f"_rows_{kind}")(data, chart)
+        for col in columns:
+            table.add_column(col.label, key=col.key)
+        for key, cells in rows:
+            table.add_row(*cells, key=key)
+
+    # -- tables for each mode -------------------------------------------------------------------
+    def _rows_files(self, entries, chart):
+        from mltui.core.data.hashing import show
+
+        rows = []
+        for i, e in enumerate(entries[:MAX_FILES]):
+            if e.kind == "link":
+                cells = [_t(show(e.path) + " -> " + show(e.target or b"")), Text("link", style="dim"), Text("")]
+            elif e.kind == "dir":
+                cells = [_t(show(e.path) + "/"), Text("empty folder", style="dim"), Text("")]
+            else:
+                cells = [_t(show(e.path)), Text(size(e.size)), Text((e.sha256 or "")[:12], style="dim")]
+            rows.append((f"{i:08d}", cells))
+        if len(entries) > MAX_FILES:
+            chart.display = True
+            chart.update(Text(f"The first {MAX_FILES:,} of {len(entries):,} entries; `mltui data files` lists all.",
+                              style="dim"))
+        return [Column("path", "Path"), Column("size", "Size"), Column("sha", "sha256")], rows
+
+    def _rows_runs(self, runs, chart):
+        if not runs:
+            chart.display = True
+            chart.update(Text("No run has used this version.", style="dim"))
+        warn = self.app.theme_variables.get("warning", "yellow")
+        return ([Column("id", "Run"), Column("name", "Name"), Column("status", "Status"), Column("how", "How"),
+                 Column("data", "Data")],
+                [(r["id"], [Text(r["id"], style="dim"), _t(r["name"] or ""), Text(r["status"]), _t(r["how"]),
+                            Text("changed during the run", style=warn) if r["changed"] else Text("-")])
+                 for r in runs])
+
+    def _rows_diff(self, d, chart):
+        from mltui.core.data.hashing import show
+
+        added, removed, modified, renamed = d.added, d.removed, d.modified, d.renamed
+        chart.display = True
+        chart.update(Text(f"{len(added)} added · {len(removed)} removed · {len(modified)} modified · "
+                          f"{len(renamed)} renamed"))
+        ok, bad = self.app.theme_variables.get("success", "green"), self.app.theme_variables.get("error", "red")
+        rows = [("+" + show(e.path), [Text("+", style=ok), _t(show(e.path)), Text(size(e.size))]) for e in added]
+        rows += [("-" + show(e.path), [Text("-", style=bad), _t(show(e.path)), Text(size(e.size))]) for e in removed]
+        rows += [("M" + show(a.path), [Text("M"), _t(show(a.path)), Text(f"{size(a.size)} → {size(b.size)}")])
+                 for a, b in modified]
+        rows += [("R" + show(a.path), [Text("R"), _t(f"{show(a.path)} → {show(b.path)}"), Text(size(b.size))])
+                 for a, b in renamed]
+        rows = [(f"{i:08d}", cells) for i, (_, cells) in enumerate(rows[:MAX_FILES])]
+        return [Column("op", " "), Column("path", "Path"), Column("size", "Size")], rows
+
+    def _rows_profile(self, profiles, chart):
+        chart.display = True
+        chart.update(Text(" · ".join(f"{safe(p['path'])}: {p['rows']:,} rows, {len(p['columns'])} columns"
+                                     for p in profiles)))
+        rows = []
+        for p in profiles:
+            for c in p["columns"]:
+                summary = column_summary(c, top=4)
+                label = c["name"] if len(profiles) == 1 else f"{p['path']}:{c['name']}"
+                rows.append((f"{len(rows):06d}", [_t(label, "bold"), Text(c["dtype"], style="dim"),
+                                                  Text(f"{c['nulls']:,}"), _t(summary)]))
+        return [Column("col", "Column"), Column("type", "Type"), Column("nulls", "Nulls"),
+                Column("summary", "Summary")], rows
+
+    def _rows_drift(self, results, chart):
+        accent = self.app.theme_variables.get("warning", "yellow")
+        lines = Text()
+        rows = []
+        for r in results:
+            ranked = sorted((c for c in r["columns"] if c.get("psi") is not None), key=lambda c: -c["psi"])[:CHART]
+            top = max([c["psi"] for c in ranked] + [0.25])
+            lines.append(f"{safe(r['path_a'])}: {r['rows_a']:,} → {r['rows_b']:,} rows. PSI of the most drifted columns "
+                         "(> 0.25 is a major shift):\n", style="bold")
+            for c in ranked:
+                width = max(1, round(30 * c["psi"] / top))
+                lines.append(f"{safe(c['name'])[:18]:>18} ")
+                lines.append("█" * width, style=accent if c["psi"] > 0.25 else "")
+                lines.append(f" {c['psi']:.3g}\n")
+            for c in r["columns"]:
+                schema, note = schema_note(c), drift_note(c)
+                rows.append((f"{len(rows):06d}", [_t(c["name"], "bold"), Text(c.get("kind", "-")),
+                                                  Text(schema, style=accent if schema else ""),
+                                                  Text(short(c.get("psi"))), Text(short(c.get("ks"))), _t(note)]))
+        chart.display = True
+        chart.update(lines)
+        return [Column("col", "Column"), Column("kind", "Kind"), Column("schema", "Schema"), Column("psi", "PSI"),
+                Column("ks", "KS"), Column("note", "Largest change")], rows
+
