@@ -36,11 +36,11 @@ def test_core_store_and_cli_import_no_textual(module):
 
 
 def test_every_core_and_store_module_avoids_textual():
-    """Walk the packages so a new module cannot slip past the list above."""
+    """Walk the packages, feature subpackages included, so a new module cannot slip past the list above."""
     code = (
-        "import pkgutil, importlib, sys, json, mltui.core, mltui.store\n"
-        "for pkg in (mltui.core, mltui.store):\n"
-        "    for info in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + '.'):\n"
+        "import pkgutil, importlib, sys, json, mltui.base, mltui.core, mltui.store\n"
+        "for pkg in (mltui.base, mltui.core, mltui.store):\n"
+        "    for info in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
         "        importlib.import_module(info.name)\n"
         "print(json.dumps(sorted(sys.modules)))"
     )

@@ -1,6 +1,6 @@
 """The Models pane (key 5) and the review screen, driven by real keys on a real store.
 
-The issue's flow, by keys in the TUI pilot: training runs and an eval run (logged in the test through
+The whole promotion flow, by keys in the TUI pilot: training runs and an eval run (logged in the test through
 the tracking API) -> register two versions (R) -> request production for version 1 (p) -> review and
 approve it as a second user (enter, a) -> request production for version 2, whose gates fail -> the
 approval asks for an override reason -> version 2 in production, version 1 archived -> reject and

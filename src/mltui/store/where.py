@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 from mltui.base.errors import UsageError
+from mltui.store.runs import STATUSES
 
 # attribute -> SQL expression over `runs` (fixed text, never user input)
 ATTRIBUTES = {
@@ -37,7 +38,6 @@ ATTRIBUTES = {
     "pid": "runs.pid",
 }
 TIME_ATTRIBUTES = {"created", "started", "ended"}
-STATUSES = ("queued", "running", "finished", "failed", "killed", "lost")
 NAMESPACES = {  # prefix -> (table, value column)
     "params": ("params", "value"),
     "tags": ("tags", "value"),

@@ -1,4 +1,4 @@
-"""GPUs (issue 6, parts 1, 2, 3's process-to-run matching, and 6): the NVML layer through a test
+"""GPUs: the NVML layer through a test
 double of pynvml, the simulated and replayed backends, CUDA_VISIBLE_DEVICES, `mltui gpu` and
 `mltui gpu free`, and which run owns a GPU process, with real process trees.
 

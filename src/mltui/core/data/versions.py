@@ -2,7 +2,7 @@
 
 A version's id is the sha256 of its manifest (sorted paths, sizes, hashes), so the same bytes under
 the same paths always give the same id and adding unchanged data adds nothing. Checkout, verify,
-diff and gc live in `data_ops`; profiles and drift in `data_profile`; lineage in `lineage`.
+diff and gc live in `ops`; profiles and drift in `profile`; lineage in `lineage` (all in core/data/).
 """
 
 from __future__ import annotations
