@@ -79,7 +79,7 @@ def test_new_store_settings(tmp_path):
         assert c.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         assert c.execute("PRAGMA busy_timeout").fetchone()[0] == 60_000
         assert c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == SCHEMA_VERSION
-        assert read_version(c) == SCHEMA_VERSION == 7
+        assert read_version(c) == SCHEMA_VERSION == 8
         assert tables(c) == TABLES
     assert path.read_bytes()[:16] == b"SQLite format 3\x00"
     # WAL is a property of the file: a plain connection sees it too

@@ -1,4 +1,5 @@
-"""`mltui compare`, `mltui views` and `mltui export`: comparison tables and charts without the screen."""
+"""`mltui compare`, `mltui views list|rm` and `mltui export`: comparing runs (best-of tables, param
+diffs, terminal charts), the saved comparison views, and runs or metric points written to files."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import shutil
 import sys
 from contextlib import closing
 
-from mltui.cli.output import print_json, safe, table
+from mltui.cli.output import emit, safe, table
 from mltui.base.values import display
 
 MAX_RUNS = 50
@@ -81,23 +82,20 @@ def _view_from_args(args, conn):
 
 def full_ids(conn, view):
     """The view with its run ids written out in full and once each (prefixes can turn ambiguous later)."""
-    from mltui.store.runs import resolve_ids
+    from mltui.core.runs.listing import unique_ids
 
     if view.runs:
-        view.runs = list(dict.fromkeys(resolve_ids(conn, view.runs)))
+        view.runs = unique_ids(conn, view.runs)
     return view
 
 
 def resolve_runs(conn, view) -> list[dict]:
     """The runs of a view (ids, or its --where now), with params and metric summaries."""
     from mltui.base.errors import UsageError
-    from mltui.core.runs.listing import attach_details, list_runs
-    from mltui.store.runs import get_runs, resolve_ids
+    from mltui.core.runs.listing import list_runs, runs_by_id, unique_ids
 
     if view.runs:
-        ids = list(dict.fromkeys(resolve_ids(conn, view.runs)))
-        runs = get_runs(conn, ids)
-        attach_details(conn, runs)
+        runs = runs_by_id(conn, unique_ids(conn, view.runs), details=True)
     else:
         result = list_runs(conn, where=view.where, limit=MAX_RUNS + 1)
         runs = result.runs
@@ -136,12 +134,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 charts.append((key, series))
         if args.save:
             save_view(conn, args.save, view)
-    if args.json:
-        print_json(_as_json(comp))
-    elif args.csv:
-        _print_csv(comp)
-    else:
-        _print_text(comp, args.all_params)
+
+    def text() -> None:
+        if args.csv:
+            _print_csv(comp)
+        else:
+            _print_text(comp, args.all_params)
+
+    emit(args, lambda: _as_json(comp), text)
     if charts:
         from mltui.chart import draw
 
@@ -220,17 +220,21 @@ def cmd_views_list(args: argparse.Namespace) -> int:
     _, conn = open_workspace()
     with closing(conn):
         views = list_views(conn)
-    if args.json:
+
+    def data() -> list[dict]:
         from dataclasses import asdict
 
-        print_json([{"name": name, **asdict(view), "updated": updated} for name, view, updated in views])
-    elif not views:
-        print("No saved views: save one with `mltui compare ... --save NAME` or ctrl+s in the Compare pane.")
-    else:
+        return [{"name": name, **asdict(view), "updated": updated} for name, view, updated in views]
+
+    def text() -> None:
+        if not views:
+            print("No saved views: save one with `mltui compare ... --save NAME` or ctrl+s in the Compare pane.")
+            return
         print(table(["NAME", "RUNS", "METRICS", "AXIS", "SMOOTH"], [
             [name, view.where or " ".join(view.runs), ", ".join(view.metrics) or "all", view.axis,
              f"{view.smoothing:g}"] for name, view, _ in views]))
-    return 0
+
+    return emit(args, data, text)
 
 
 def cmd_views_rm(args: argparse.Namespace) -> int:
@@ -240,7 +244,7 @@ def cmd_views_rm(args: argparse.Namespace) -> int:
     _, conn = open_workspace(write=True)
     with closing(conn):
         delete_view(conn, args.name)
-    print(f"Removed view {safe(args.name)}")
+    print(f"Removed view {safe(args.name)}")  # no --json here: nothing to decide
     return 0
 
 

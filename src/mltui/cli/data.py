@@ -1,11 +1,12 @@
-"""`mltui data add|list|log|show|files|diff|profile|drift|checkout|verify|gc`."""
+"""`mltui data add|list|log|show|files|diff|profile|drift|checkout|verify|gc`: versioned datasets (hashing,
+history, diffs, table profiles and drift, restoring from the cache, and cache upkeep)."""
 
 from __future__ import annotations
 
 import argparse
 from contextlib import closing
 
-from mltui.cli.output import age, print_json, safe, table
+from mltui.cli.output import age, emit, safe, table
 from mltui.core.data.profile import drift_note, schema_note, short
 from mltui.base.text import size
 
@@ -88,17 +89,17 @@ def cmd_add(args: argparse.Namespace) -> int:
     with closing(conn), progress_bar("hashing") as bar:
         result = add(ws, conn, args.path, args.name, args.message, store=args.store, progress=bar)
     v = result.version
-    if args.json:
-        print_json({"version": _version_dict(v), "created": result.created, "hashed_files": result.hashed_files,
-                    "hashed_bytes": result.hashed_bytes, "unchanged_files": result.cached_files,
-                    "seconds": round(result.seconds, 3)})
-        return 0
-    what = "new version" if result.created else "unchanged; already version"
-    print(f"{safe(v.label)}  ({what} {v.seq}): {v.files:,} files, {size(v.bytes)}"
-          + ("" if not args.store else ", stored in the cache"))
-    print(f"hashed {result.hashed_files:,} files ({size(result.hashed_bytes)}), {result.cached_files:,} unchanged, "
-          f"in {result.seconds:.2f} s")
-    return 0
+
+    def text() -> None:
+        what = "new version" if result.created else "unchanged; already version"
+        print(f"{safe(v.label)}  ({what} {v.seq}): {v.files:,} files, {size(v.bytes)}"
+              + ("" if not args.store else ", stored in the cache"))
+        print(f"hashed {result.hashed_files:,} files ({size(result.hashed_bytes)}), {result.cached_files:,} "
+              f"unchanged, in {result.seconds:.2f} s")
+
+    return emit(args, {"version": _version_dict(v), "created": result.created, "hashed_files": result.hashed_files,
+                       "hashed_bytes": result.hashed_bytes, "unchanged_files": result.cached_files,
+                       "seconds": round(result.seconds, 3)}, text)
 
 
 # -- reading --------------------------------------------------------------------------------------
@@ -108,17 +109,17 @@ def cmd_list(args: argparse.Namespace) -> int:
     _, conn = _open()
     with closing(conn):
         found = list_datasets(conn)
-    if args.json:
-        print_json([{**d, "latest": _version_dict(d["latest"])} for d in found])
-        return 0
-    if not found:
-        print("No datasets yet; `mltui data add PATH --name NAME` records one.")
-        return 0
-    print(table(["NAME", "VERSIONS", "LATEST", "FILES", "SIZE", "ADDED", "MESSAGE"],
-                [[d["name"], str(d["versions"]), f"v{d['latest'].seq} {d['latest'].id[:12]}", f"{d['latest'].files:,}",
-                  size(d["latest"].bytes), age(d["latest"].created), d["latest"].message or ""]
-                 for d in found if d["latest"]]))
-    return 0
+
+    def text() -> None:
+        if not found:
+            print("No datasets yet; `mltui data add PATH --name NAME` records one.")
+            return
+        print(table(["NAME", "VERSIONS", "LATEST", "FILES", "SIZE", "ADDED", "MESSAGE"],
+                    [[d["name"], str(d["versions"]), f"v{d['latest'].seq} {d['latest'].id[:12]}",
+                      f"{d['latest'].files:,}", size(d["latest"].bytes), age(d["latest"].created),
+                      d["latest"].message or ""] for d in found if d["latest"]]))
+
+    return emit(args, [{**d, "latest": _version_dict(d["latest"])} for d in found], text)
 
 
 def cmd_log(args: argparse.Namespace) -> int:
@@ -127,13 +128,10 @@ def cmd_log(args: argparse.Namespace) -> int:
     _, conn = _open()
     with closing(conn):
         history = versions(conn, args.name)
-    if args.json:
-        print_json([v.as_dict() for v in history])
-        return 0
-    print(table(["VERSION", "ID", "FILES", "SIZE", "STORED", "ADDED", "USER", "MESSAGE"],
-                [[f"v{v.seq}", v.id[:12], f"{v.files:,}", size(v.bytes), "yes" if v.stored else "no",
-                  age(v.created), v.user or "-", v.message or ""] for v in history]))
-    return 0
+    return emit(args, [v.as_dict() for v in history], lambda: print(table(
+        ["VERSION", "ID", "FILES", "SIZE", "STORED", "ADDED", "USER", "MESSAGE"],
+        [[f"v{v.seq}", v.id[:12], f"{v.files:,}", size(v.bytes), "yes" if v.stored else "no",
+          age(v.created), v.user or "-", v.message or ""] for v in history])))
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -147,26 +145,26 @@ def cmd_show(args: argparse.Namespace) -> int:
         v = resolve(conn, args.spec)
         runs = runs_using(conn, v.dataset, v.id)
         found = [show(e.path) for e in tables(conn, v)]
-    if args.json:
-        print_json({"version": v.as_dict(), "tables": found, "runs": runs})
-        return 0
-    print(f"{safe(v.label)}  version {v.seq} of {safe(v.dataset)}")
-    print(f"  id       {v.id}")
-    print(f"  files    {v.files:,} ({size(v.bytes)}), {'stored in the cache' if v.stored else 'not stored'}")
-    print(f"  source   {safe(printable(v.source) or '-')}")
-    print(f"  added    {age(v.created)} by {safe(v.user or '-')}" + (f": {safe(v.message)}" if v.message else ""))
-    if v.parent:
-        print(f"  parent   {v.parent[:12]}")
-    if found:
-        print(f"  tables   {', '.join(safe(t) for t in found[:8])}" + (" …" if len(found) > 8 else ""))
-    if not runs:
-        print("No run has used this version.")
-        return 0
-    print(f"Used by {len(runs)} run{'s' if len(runs) != 1 else ''}:")
-    print(table(["RUN", "NAME", "STATUS", "HOW", "DATA"],
-                [[r["id"], r["name"] or "", r["status"], r["how"], "changed on disk during the run" if r["changed"]
-                  else "-"] for r in runs]))
-    return 0
+
+    def text() -> None:
+        print(f"{safe(v.label)}  version {v.seq} of {safe(v.dataset)}")
+        print(f"  id       {v.id}")
+        print(f"  files    {v.files:,} ({size(v.bytes)}), {'stored in the cache' if v.stored else 'not stored'}")
+        print(f"  source   {safe(printable(v.source) or '-')}")
+        print(f"  added    {age(v.created)} by {safe(v.user or '-')}" + (f": {safe(v.message)}" if v.message else ""))
+        if v.parent:
+            print(f"  parent   {v.parent[:12]}")
+        if found:
+            print(f"  tables   {', '.join(safe(t) for t in found[:8])}" + (" …" if len(found) > 8 else ""))
+        if not runs:
+            print("No run has used this version.")
+            return
+        print(f"Used by {len(runs)} run{'s' if len(runs) != 1 else ''}:")
+        print(table(["RUN", "NAME", "STATUS", "HOW", "DATA"],
+                    [[r["id"], r["name"] or "", r["status"], r["how"], "changed on disk during the run" if r["changed"]
+                      else "-"] for r in runs]))
+
+    return emit(args, {"version": v.as_dict(), "tables": found, "runs": runs}, text)
 
 
 def cmd_files(args: argparse.Namespace) -> int:
@@ -177,20 +175,20 @@ def cmd_files(args: argparse.Namespace) -> int:
     with closing(conn):
         v = resolve(conn, args.spec)
         entries = files(conn, v.id)
-    if args.json:
-        print_json([{"path": show(e.path), "kind": e.kind, "size": e.size, "sha256": e.sha256,
-                     "target": show(e.target) if e.target is not None else None} for e in entries])
-        return 0
-    rows = []
-    for e in entries:
-        if e.kind == "link":
-            rows.append([show(e.path) + " -> " + show(e.target or b""), "link", "-"])
-        elif e.kind == "dir":
-            rows.append([show(e.path) + "/", "empty folder", "-"])
-        else:
-            rows.append([show(e.path), size(e.size), (e.sha256 or "")[:12]])
-    print(table(["PATH", "SIZE", "SHA256"], rows))
-    return 0
+
+    def text() -> None:
+        rows = []
+        for e in entries:
+            if e.kind == "link":
+                rows.append([show(e.path) + " -> " + show(e.target or b""), "link", "-"])
+            elif e.kind == "dir":
+                rows.append([show(e.path) + "/", "empty folder", "-"])
+            else:
+                rows.append([show(e.path), size(e.size), (e.sha256 or "")[:12]])
+        print(table(["PATH", "SIZE", "SHA256"], rows))
+
+    return emit(args, lambda: [{"path": show(e.path), "kind": e.kind, "size": e.size, "sha256": e.sha256,
+                                "target": show(e.target) if e.target is not None else None} for e in entries], text)
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -201,20 +199,20 @@ def cmd_diff(args: argparse.Namespace) -> int:
     with closing(conn):
         a, b = resolve(conn, args.a), resolve(conn, args.b)
         d = diff(conn, a, b).as_dict()
-    if args.json:
-        print_json({"a": a.as_dict(), "b": b.as_dict(), **d})
-        return 0
-    counts = {k: len(d[k]) for k in ("added", "removed", "modified", "renamed")}
-    print(f"{safe(a.label)} -> {safe(b.label)}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
-    for e in d["added"]:
-        print(f"  + {safe(e['path'])}  ({size(e['size'])})")
-    for e in d["removed"]:
-        print(f"  - {safe(e['path'])}  ({size(e['size'])})")
-    for e in d["modified"]:
-        print(f"  M {safe(e['path'])}  ({size(e['size_a'])} -> {size(e['size_b'])})")
-    for e in d["renamed"]:
-        print(f"  R {safe(e['from'])} -> {safe(e['to'])}  ({size(e['size'])})")
-    return 0
+
+    def text() -> None:
+        counts = {k: len(d[k]) for k in ("added", "removed", "modified", "renamed")}
+        print(f"{safe(a.label)} -> {safe(b.label)}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+        for e in d["added"]:
+            print(f"  + {safe(e['path'])}  ({size(e['size'])})")
+        for e in d["removed"]:
+            print(f"  - {safe(e['path'])}  ({size(e['size'])})")
+        for e in d["modified"]:
+            print(f"  M {safe(e['path'])}  ({size(e['size_a'])} -> {size(e['size_b'])})")
+        for e in d["renamed"]:
+            print(f"  R {safe(e['from'])} -> {safe(e['to'])}  ({size(e['size'])})")
+
+    return emit(args, {"a": a.as_dict(), "b": b.as_dict(), **d}, text)
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
@@ -229,13 +227,14 @@ def cmd_profile(args: argparse.Namespace) -> int:
         entry = pick(conn, v, args.file)
         with progress_bar("profiling columns", unit="columns") as bar:
             prof = profile_of(ws, conn, v, entry, bar)
-    if args.json:
-        print_json({"version": v.as_dict(), **prof})
-        return 0
-    print(f"{safe(v.label)}  {safe(prof['path'])}: {prof['rows']:,} rows, {len(prof['columns'])} columns")
-    rows = [[c["name"], c["dtype"], f"{c['nulls']:,}", column_summary(c)] for c in prof["columns"]]
-    print(table(["COLUMN", "TYPE", "NULLS", "SUMMARY"], rows))
-    return 0
+
+    def text() -> None:
+        how = f" (read {prof['read']})" if prof.get("read") else ""  # which path was taken
+        print(f"{safe(v.label)}  {safe(prof['path'])}: {prof['rows']:,} rows, {len(prof['columns'])} columns{how}")
+        rows = [[c["name"], c["dtype"], f"{c['nulls']:,}", column_summary(c)] for c in prof["columns"]]
+        print(table(["COLUMN", "TYPE", "NULLS", "SUMMARY"], rows))
+
+    return emit(args, {"version": v.as_dict(), **prof}, text)
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
@@ -248,15 +247,17 @@ def cmd_drift(args: argparse.Namespace) -> int:
         a, b = resolve(conn, args.a), resolve(conn, args.b)
         with progress_bar("comparing columns", unit="columns") as bar:
             results = drift_of(ws, conn, a, b, args.file, bar)
-    if args.json:
-        print_json({"a": a.as_dict(), "b": b.as_dict(), "tables": results})
-        return 0
-    for r in results:
-        title = r["path_a"] if r["path_a"] == r["path_b"] else f"{r['path_a']} -> {r['path_b']}"
-        print(f"{safe(title)}: {r['rows_a']:,} -> {r['rows_b']:,} rows"
-              + ("  (same bytes)" if r["same_bytes"] else ""))
-        print(table(["COLUMN", "KIND", "SCHEMA", "PSI", "", "KS", "NOTE"], [_drift_row(c) for c in r["columns"]]))
-    return 0
+
+    def text() -> None:
+        for r in results:
+            title = r["path_a"] if r["path_a"] == r["path_b"] else f"{r['path_a']} -> {r['path_b']}"
+            how = f"  ({r['read']}; KS {r['ks_method']})" if r.get("read") else ""  # which path was taken
+            print(f"{safe(title)}: {r['rows_a']:,} -> {r['rows_b']:,} rows"
+                  + ("  (same bytes)" if r["same_bytes"] else how))
+            print(table(["COLUMN", "KIND", "SCHEMA", "PSI", "", "KS", "NOTE"],
+                        [_drift_row(c) for c in r["columns"]]))
+
+    return emit(args, {"a": a.as_dict(), "b": b.as_dict(), "tables": results}, text)
 
 
 def _drift_row(c: dict) -> list[str]:
@@ -276,13 +277,13 @@ def cmd_checkout(args: argparse.Namespace) -> int:
         v = resolve(conn, args.spec)
         with progress_bar("restoring") as bar:
             result = checkout(ws, conn, v, args.dest, args.link, bar)
-    if args.json:
-        print_json({"version": v.as_dict(), "dest": str(result.dest), "files": result.files, "bytes": result.bytes,
-                    "how": result.how})
-        return 0
-    how = ", ".join(f"{n:,} {k}" for k, n in sorted(result.how.items())) or "no files"
-    print(f"{safe(v.label)} -> {safe(result.dest)}: {result.files:,} files, {size(result.bytes)} verified ({how})")
-    return 0
+
+    def text() -> None:
+        how = ", ".join(f"{n:,} {k}" for k, n in sorted(result.how.items())) or "no files"
+        print(f"{safe(v.label)} -> {safe(result.dest)}: {result.files:,} files, {size(result.bytes)} verified ({how})")
+
+    return emit(args, {"version": v.as_dict(), "dest": str(result.dest), "files": result.files, "bytes": result.bytes,
+                       "how": result.how}, text)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -299,25 +300,26 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if problems and args.repair:
             with progress_bar("repairing") as bar:
                 repaired, problems = repair(ws, conn, v, problems, bar)
-    if args.json:
-        out = {"version": v.as_dict(), "ok": not problems, "problems": problems}
-        if args.repair:
-            out["repaired"] = repaired
-        print_json(out)
-        return 1 if problems else 0
-    if repaired:
-        names = ", ".join(safe(p["path"]) for p in repaired[:5]) + (" ..." if len(repaired) > 5 else "")
-        print(f"{safe(v.label)}: put back {len(repaired)} damaged or missing file(s) from "
-              f"{safe(printable(v.source) or '')}: {names}.")
-    if not problems:
-        print(f"{safe(v.label)}: all {v.files:,} files are in the cache and intact.")
-        return 0
-    print(f"{safe(v.label)}: {len(problems)} of {v.files:,} files are damaged or missing"
-          + ("" if v.stored else " (this version was added without --store)") + ":")
-    print(table(["PATH", "SHA256", "PROBLEM"], [[p["path"], (p["sha256"] or "")[:12], p["problem"]] for p in problems]))
-    if not args.repair:
-        print("`mltui data verify --repair` puts back what the source folder still holds.")
-    return 1
+    out = {"version": v.as_dict(), "ok": not problems, "problems": problems}
+    if args.repair:
+        out["repaired"] = repaired
+
+    def text() -> None:
+        if repaired:
+            names = ", ".join(safe(p["path"]) for p in repaired[:5]) + (" ..." if len(repaired) > 5 else "")
+            print(f"{safe(v.label)}: put back {len(repaired)} damaged or missing file(s) from "
+                  f"{safe(printable(v.source) or '')}: {names}.")
+        if not problems:
+            print(f"{safe(v.label)}: all {v.files:,} files are in the cache and intact.")
+            return
+        print(f"{safe(v.label)}: {len(problems)} of {v.files:,} files are damaged or missing"
+              + ("" if v.stored else " (this version was added without --store)") + ":")
+        print(table(["PATH", "SHA256", "PROBLEM"],
+                    [[p["path"], (p["sha256"] or "")[:12], p["problem"]] for p in problems]))
+        if not args.repair:
+            print("`mltui data verify --repair` puts back what the source folder still holds.")
+
+    return emit(args, out, text, code=1 if problems else 0)
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
@@ -326,11 +328,11 @@ def cmd_gc(args: argparse.Namespace) -> int:
     ws, conn = _open()
     with closing(conn):
         result = gc(ws, conn, dry_run=args.dry_run)
-    if args.json:
-        print_json({"dry_run": args.dry_run, "removed": result.removed, "freed": result.freed, "kept": result.kept,
-                    "temporary_files": result.temps})
-        return 0
-    verb = "would remove" if args.dry_run else "removed"
-    print(f"{verb} {result.removed:,} objects ({size(result.freed)}) and {result.temps} leftover temporary files; "
-          f"{result.kept:,} objects are still needed.")
-    return 0
+
+    def text() -> None:
+        verb = "would remove" if args.dry_run else "removed"
+        print(f"{verb} {result.removed:,} objects ({size(result.freed)}) and {result.temps} leftover temporary "
+              f"files; {result.kept:,} objects are still needed.")
+
+    return emit(args, {"dry_run": args.dry_run, "removed": result.removed, "freed": result.freed, "kept": result.kept,
+                       "temporary_files": result.temps}, text)

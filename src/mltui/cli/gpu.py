@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
-from mltui.cli.output import print_json, safe, table
+from mltui.cli.output import emit, safe, table
 
 
 def register(sub, common: argparse.ArgumentParser) -> None:
@@ -149,16 +148,14 @@ def cmd_gpu(args: argparse.Namespace) -> int:
 
             state = GpuState(visible(state.gpus), state.error, state.source, state.taken)
         owners = _owners(state)
-        if args.json:
-            if args.watch is None:
-                print_json(_as_json(state, owners))
-            else:
-                sys.stdout.write(json.dumps(_as_json(state, owners)) + "\n")
-                sys.stdout.flush()
-        else:
+
+        def text() -> None:
             if args.watch is not None and sys.stdout.isatty():
                 sys.stdout.write("\x1b[H\x1b[2J")
             _print_state(state, owners)
+
+        # with --watch, one JSON line per snapshot (what MLTUI_GPU=replay:FILE reads back)
+        emit(args, lambda: _as_json(state, owners), text, lines=args.watch is not None)
         if args.watch is None:
             return 1 if state.error and not state.gpus else 0
         try:
@@ -174,11 +171,12 @@ def cmd_free(args: argparse.Namespace) -> int:
     free = [g for g in state.gpus if g.error is None and not g.processes and g.mem_free >= need]
     if args.n is not None:
         free = free[: max(0, args.n)]
-    if args.json:
-        print_json({"error": state.error, "free": [g.as_dict() for g in free]})
-    else:
+
+    def text() -> int:
         if state.error and not state.gpus:
             sys.stderr.write(f"mltui: {state.error}\n")
             return 1
         print(",".join(str(g.index) for g in free))
-    return 0
+        return 0
+
+    return emit(args, {"error": state.error, "free": [g.as_dict() for g in free]}, text)

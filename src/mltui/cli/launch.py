@@ -1,11 +1,12 @@
-"""`mltui run` and `mltui sweep`: start commands from mltui.toml (or any command) under a supervisor."""
+"""`mltui run` and `mltui sweep`: start commands from mltui.toml (or any command) under a supervisor,
+now, through the workspace queue, or as Slurm batch jobs."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from mltui.cli.output import print_json, safe
+from mltui.cli.output import emit, safe, wants_json
 
 EPILOG = (
     "Examples: `mltui run train -p lr=0.1 -p epochs=3`; `mltui run -- python train.py --lr 0.1`; "
@@ -90,7 +91,7 @@ def _workspace_and_parent(prefix: str | None):
 
     from mltui.core.workspace import find_workspace
     from mltui.core.reader import open_workspace
-    from mltui.store.runs import resolve_id
+    from mltui.core.runs.listing import resolve_id
 
     if not prefix:
         ws = find_workspace()
@@ -122,33 +123,36 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec = Launch(argv, **common) if argv is not None else Launch(command=_command(ws, args.name), **common)
     run_id = launch(ws, spec)
     queued = args.queue or slurm is not None
-    if args.json and not args.wait:
+    if args.wait:
+        from mltui.cli.runs_control import follow
+
+        return follow(ws, run_id, json_out=wants_json(args))
+
+    def data() -> dict:
         out = {"id": run_id, "status": "queued" if queued else "running", "command": spec.argv, "params": spec.params}
         if slurm is not None:
             out["job_id"] = _job_id(ws, run_id)
-        print_json(out)
-        return 0
-    if not args.wait:
+        return out
+
+    def text() -> None:
         print(run_id)
         if sys.stdout.isatty():
             what = f"Submitted {run_id} to Slurm (job {_job_id(ws, run_id)})" if slurm is not None else \
                 f"{'Queued' if args.queue else 'Started'} {run_id}"
             sys.stderr.write(f"{what}: `mltui runs log {run_id} -f` follows its output, `mltui runs kill {run_id}` "
                              "stops it.\n")
-        return 0
-    from mltui.cli.runs_control import follow
 
-    return follow(ws, run_id, json_out=args.json)
+    return emit(args, data, text)
 
 
 def _job_id(ws, run_id: str) -> str | None:
     from contextlib import closing
 
     from mltui.core.reader import open_writer
+    from mltui.core.runs.listing import job_id
 
     with closing(open_writer(ws)) as conn:
-        row = conn.execute("SELECT job_id FROM runs WHERE id = ?", (run_id,)).fetchone()
-    return row[0] if row else None
+        return job_id(conn, run_id)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -174,13 +178,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     finally:
         if ids and slurm is None:  # what was queued before a failure still gets a worker
             ensure_worker(ws)
-    if args.json:
-        print_json([{"id": run_id, "params": one.params} for run_id, one in zip(ids, launches)])
-        return 0
-    for run_id, one in zip(ids, launches):
-        print(f"{run_id}  " + " ".join(f"{k}={safe(v)}" for k, v in one.params.items()))
-    if sys.stdout.isatty():
-        where = "Submitted {n} runs to Slurm; `mltui runs list` shows them." if slurm is not None else \
-            "Queued {n} runs; `mltui queue list` shows them."
-        sys.stderr.write(where.format(n=len(ids)) + "\n")
-    return 0
+
+    def text() -> None:
+        for run_id, one in zip(ids, launches):
+            print(f"{run_id}  " + " ".join(f"{k}={safe(v)}" for k, v in one.params.items()))
+        if sys.stdout.isatty():
+            where = "Submitted {n} runs to Slurm; `mltui runs list` shows them." if slurm is not None else \
+                "Queued {n} runs; `mltui queue list` shows them."
+            sys.stderr.write(where.format(n=len(ids)) + "\n")
+
+    return emit(args, [{"id": run_id, "params": one.params} for run_id, one in zip(ids, launches)], text)

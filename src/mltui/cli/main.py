@@ -102,9 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     except sqlite3.Error as exc:  # a store that fails mid-command (damaged pages, full disk)
         if debug:
             raise
-        from mltui.store.connection import translate
+        from mltui.core.reader import store_error
 
-        sys.stderr.write(f"mltui: {translate(exc)}\n")
+        sys.stderr.write(f"mltui: {store_error(exc)}\n")
         return 1
     except KeyboardInterrupt:
         sys.stderr.write("mltui: interrupted.\n")

@@ -1,4 +1,4 @@
-"""`mltui metrics ID`: a run's metric summary, or every point of chosen keys."""
+"""`mltui metrics ID`: a run's metric summary, or every point of chosen keys (as text, JSON or CSV)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from contextlib import closing
 
-from mltui.cli.output import metric_table, print_json
+from mltui.cli.output import emit, metric_table
 from mltui.base.values import display
 
 
@@ -26,13 +26,12 @@ def register(sub, common: argparse.ArgumentParser) -> None:
 def cmd_metrics(args: argparse.Namespace) -> int:
     from mltui.base.errors import NotFound
     from mltui.core.reader import open_workspace
-    from mltui.store.metrics import read_series, summaries
-    from mltui.store.runs import resolve_id
+    from mltui.core.runs.listing import metric_points, metric_summary, resolve_id
 
     _, conn = open_workspace()
     with closing(conn):
         run_id = resolve_id(conn, args.run)
-        summary = summaries(conn, [run_id])[run_id]
+        summary = metric_summary(conn, run_id)
         keys = args.key or []
         missing = [k for k in keys if k not in summary]
         if missing:
@@ -40,32 +39,31 @@ def cmd_metrics(args: argparse.Namespace) -> int:
             raise NotFound(f"Run {run_id} has no metric {missing[0]!r} (it has: {known}).")
         if not keys and (args.csv):
             keys = sorted(summary)
-        series = {k: read_series(conn, run_id, k) for k in keys}
+        series = {k: metric_points(conn, run_id, k) for k in keys}
 
     if not keys:
-        if args.json:
-            print_json({"run": run_id, "metrics": summary})
-        elif not summary:
-            print(f"Run {run_id} has no metrics.")
-        else:
-            print(metric_table(summary))
-        return 0
-    if args.json:
-        print_json({"run": run_id, "series": {
-            k: [{"step": s, "value": v, "time": t} for s, v, t in zip(*series[k])] for k in keys}})
-    elif args.csv:
-        import csv
+        return emit(args, {"run": run_id, "metrics": summary},
+                    lambda: print(metric_table(summary) if summary else f"Run {run_id} has no metrics."))
 
-        out = csv.writer(sys.stdout, lineterminator="\n")
-        out.writerow(["key", "step", "value", "time"])
-        for k in keys:
-            for s, v, t in zip(*series[k]):
-                out.writerow([k, s, repr(v) if v == v else "nan", f"{t:.6f}"])
-    else:
+    def points() -> dict:
+        return {"run": run_id, "series": {
+            k: [{"step": s, "value": v, "time": t} for s, v, t in zip(*series[k])] for k in keys}}
+
+    def text() -> None:
+        if args.csv:
+            import csv
+
+            out = csv.writer(sys.stdout, lineterminator="\n")
+            out.writerow(["key", "step", "value", "time"])
+            for k in keys:
+                for s, v, t in zip(*series[k]):
+                    out.writerow([k, s, repr(v) if v == v else "nan", f"{t:.6f}"])
+            return
         for k in keys:
             steps, values, times = series[k]
             print(f"{k} ({len(steps)} points)")
             write = sys.stdout.write
             for s, v in zip(steps, values):
                 write(f"{s:>10}  {display(v)}\n")
-    return 0
+
+    return emit(args, points, text)

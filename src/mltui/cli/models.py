@@ -1,6 +1,7 @@
-"""`mltui models ...`, `mltui promote`, `mltui audit`: the registry, promotion requests, the audit trail.
+"""`mltui models register|list|show|alias|rollback|inspect`, `mltui promote` and `mltui audit`: the model
+registry, filing promotion requests, and the audit trail.
 
-The review verbs live under `mltui queue` (approve, reject, comment), beside the run queue.
+Reviewing requests (`mltui queue show|approve|reject|comment`) lives in cli/review.py, beside the run queue.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import argparse
 from contextlib import closing
 
-from mltui.cli.output import age, print_json, safe, table, when
+from mltui.cli.output import age, emit, safe, table, when
 from mltui.base.text import size
 
 SPEC = "NAME@N, NAME@production, NAME@<alias> or NAME (the latest)"
@@ -85,13 +86,13 @@ def cmd_register(args: argparse.Namespace) -> int:
     ws, conn = _open(write=True)
     with closing(conn):
         mv, created = do_register(ws, conn, args.name, args.run, args.path)
-    if args.json:
-        print_json({"version": mv.as_dict(), "created": created})
-        return 0
-    said = "registered as" if created else "is already"
-    print(f"{safe(args.path)} of run {mv.run_id} {said} {safe(mv.label)} ({mv.stage}, {size(mv.size)}, "
-          f"sha256 {mv.sha256[:12]})")
-    return 0
+
+    def text() -> None:
+        said = "registered as" if created else "is already"
+        print(f"{safe(args.path)} of run {mv.run_id} {said} {safe(mv.label)} ({mv.stage}, {size(mv.size)}, "
+              f"sha256 {mv.sha256[:12]})")
+
+    return emit(args, {"version": mv.as_dict(), "created": created}, text)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -100,15 +101,16 @@ def cmd_list(args: argparse.Namespace) -> int:
     _, conn = _open()
     with closing(conn):
         found = list_models(conn)
-    if args.json:
-        print_json(found)
-        return 0
-    if not found:
-        print("No models yet; `mltui models register NAME --run ID --path artifacts/model.pt` adds one.")
-        return 0
-    print(table(["MODEL", "VERSIONS", "LATEST", "PRODUCTION"],
-                [[m["name"], str(m["versions"]), str(m["latest"] or "-"), str(m["production"] or "-")] for m in found]))
-    return 0
+
+    def text() -> None:
+        if not found:
+            print("No models yet; `mltui models register NAME --run ID --path artifacts/model.pt` adds one.")
+            return
+        print(table(["MODEL", "VERSIONS", "LATEST", "PRODUCTION"],
+                    [[m["name"], str(m["versions"]), str(m["latest"] or "-"), str(m["production"] or "-")]
+                     for m in found]))
+
+    return emit(args, found, text)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -120,20 +122,17 @@ def cmd_show(args: argparse.Namespace) -> int:
         if "@" not in args.spec:
             found = versions(conn, args.spec)
             moves = history(conn, args.spec)
-            if args.json:
-                print_json({"model": args.spec, "versions": [v.as_dict() for v in found], "moves": moves})
-                return 0
-            print(table(VERSION_HEADERS, [_version_row(v) for v in found]))
-            return 0
+            return emit(args, {"model": args.spec, "versions": [v.as_dict() for v in found], "moves": moves},
+                        lambda: print(table(VERSION_HEADERS, [_version_row(v) for v in found])))
         mv = resolve(conn, args.spec)
         evals = eval_runs(conn, mv)
-    if args.json:
-        print_json({**mv.as_dict(), "eval_runs": evals})
-        return 0
-    print(table(VERSION_HEADERS, [_version_row(mv)]))
-    if evals:
-        print("\neval runs: " + ", ".join(f"{e['id']} ({safe(e['name'])})" for e in evals))
-    return 0
+
+    def text() -> None:
+        print(table(VERSION_HEADERS, [_version_row(mv)]))
+        if evals:
+            print("\neval runs: " + ", ".join(f"{e['id']} ({safe(e['name'])})" for e in evals))
+
+    return emit(args, {**mv.as_dict(), "eval_runs": evals}, text)
 
 
 def cmd_alias(args: argparse.Namespace) -> int:
@@ -142,11 +141,7 @@ def cmd_alias(args: argparse.Namespace) -> int:
     ws, conn = _open(write=True)
     with closing(conn):
         mv = set_alias(ws, conn, args.spec, args.alias)
-    if args.json:
-        print_json(mv.as_dict())
-        return 0
-    print(f"{safe(mv.model)}@{safe(args.alias)} -> version {mv.version}")
-    return 0
+    return emit(args, mv.as_dict(), lambda: print(f"{safe(mv.model)}@{safe(args.alias)} -> version {mv.version}"))
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
@@ -155,11 +150,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     ws, conn = _open(write=True)
     with closing(conn):
         old, new = rollback(ws, conn, args.name, args.message)
-    if args.json:
-        print_json({"from": old.as_dict(), "to": new.as_dict()})
-        return 0
-    print(f"{safe(args.name)}: production is version {new.version} again (version {old.version} archived).")
-    return 0
+    return emit(args, {"from": old.as_dict(), "to": new.as_dict()}, lambda: print(
+        f"{safe(args.name)}: production is version {new.version} again (version {old.version} archived)."))
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -179,15 +171,15 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     else:
         info = inspect(args.spec)
         title = args.spec
-    if args.json:
-        print_json(info)
-        return 0
-    print(f"{safe(title)}: {info['format']}, {size(info['size'])}, {info['parameters']:,} parameters in "
-          f"{len(info['tensors'])} tensors")
-    print(table(["TENSOR", "SHAPE", "DTYPE", "PARAMETERS"],
-                [[t["name"], "x".join(map(str, t["shape"])) or "scalar", t["dtype"], f"{t['numel']:,}"]
-                 for t in info["tensors"]]))
-    return 0
+
+    def text() -> None:
+        print(f"{safe(title)}: {info['format']}, {size(info['size'])}, {info['parameters']:,} parameters in "
+              f"{len(info['tensors'])} tensors")
+        print(table(["TENSOR", "SHAPE", "DTYPE", "PARAMETERS"],
+                    [[t["name"], "x".join(map(str, t["shape"])) or "scalar", t["dtype"], f"{t['numel']:,}"]
+                     for t in info["tensors"]]))
+
+    return emit(args, info, text)
 
 
 def gate_lines(gates: list[dict]) -> list[str]:
@@ -200,49 +192,59 @@ def cmd_promote(args: argparse.Namespace) -> int:
     ws, conn = _open(write=True)
     with closing(conn):
         req = request(ws, conn, f"{args.name}@{args.version}", args.to, args.message)
-    if args.json:
-        print_json(req)
-        return 0
-    print(f"Request #{req['id']}: {safe(req['label'])} to {req['target']}, by {safe(req['requester'])}.")
-    print("\n".join(gate_lines(req["gates"])) or "  (no gates in the workspace policy)")
-    if req["failed"]:
-        print(f"{len(req['failed'])} gate(s) fail: a reviewer can only approve it with --override REASON.")
-    print(f"Another user approves it with `mltui queue approve {req['id']}`.")
-    return 0
+
+    def text() -> None:
+        print(f"Request #{req['id']}: {safe(req['label'])} to {req['target']}, by {safe(req['requester'])}.")
+        print("\n".join(gate_lines(req["gates"])) or "  (no gates in the workspace policy)")
+        if req["failed"]:
+            print(f"{len(req['failed'])} gate(s) fail: a reviewer can only approve it with --override REASON.")
+        print(f"Another user approves it with `mltui queue approve {req['id']}`.")
+
+    return emit(args, req, text)
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from mltui.core.models.audit import entries, verify
+    from mltui.core.models.audit import entries
 
     if args.limit is not None and args.limit < 0:
         from mltui.base.errors import UsageError
 
         raise UsageError("-n takes a number of rows, 0 or more.")
+    if args.what == "verify":
+        return _audit_verify(args)
     _, conn = _open()
     with closing(conn):
-        if args.what == "verify":
-            problems = verify(conn)
-            count = conn.execute("SELECT count(*) FROM audit_log").fetchone()[0]
-            if args.json:
-                print_json({"ok": not problems, "rows": count, "problems": problems})
-            elif problems:
-                print(f"The audit trail was tampered with ({len(problems)} problem(s)):")
-                for p in problems:
-                    print(f"  {p}")
-            else:
-                print(f"The audit trail is intact: {count} rows, each linked to the one before.")
-            return 1 if problems else 0
         rows = entries(conn, args.model, args.limit)
-    if args.json:
-        print_json(rows)
-        return 0
-    if not rows:
-        print("The audit trail is empty.")
-        return 0
-    print(table(["#", "WHEN", "WHO", "ACTION", "MODEL", "DETAILS"],
-                [[str(r["seq"]), when(r["time"]), r["actor"], r["action"], r["model"] or "-",
-                  _details(r["details"])] for r in rows]))
-    return 0
+
+    def text() -> None:
+        if not rows:
+            print("The audit trail is empty.")
+            return
+        print(table(["#", "WHEN", "WHO", "ACTION", "MODEL", "DETAILS"],
+                    [[str(r["seq"]), when(r["time"]), r["actor"], r["action"], r["model"] or "-",
+                      _details(r["details"])] for r in rows]))
+
+    return emit(args, rows, text)
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    """`mltui audit verify`: exit 1 when the chain is broken."""
+    from mltui.core.models.audit import row_count, verify
+
+    _, conn = _open()
+    with closing(conn):
+        problems = verify(conn)
+        count = row_count(conn)
+
+    def text() -> None:
+        if problems:
+            print(f"The audit trail was tampered with ({len(problems)} problem(s)):")
+            for p in problems:
+                print(f"  {p}")
+        else:
+            print(f"The audit trail is intact: {count} rows, each linked to the one before.")
+
+    return emit(args, {"ok": not problems, "rows": count, "problems": problems}, text, code=1 if problems else 0)
 
 
 def _details(d: dict) -> str:

@@ -1,4 +1,5 @@
-"""Plain-text and JSON output for commands. No Rich here: listing must start fast."""
+"""Output for every command: `emit` (the one place --json is decided and JSON encoded) and the
+plain-text helpers (tables, ages, times). No Rich here: listing must start fast."""
 
 from __future__ import annotations
 
@@ -6,16 +7,48 @@ import json
 import shutil
 import sys
 import time
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from mltui.base.text import age as text_age
 from mltui.base.text import safe, span
 from mltui.base.values import jsonable
 
-__all__ = ["safe", "jsonable", "print_json", "age", "span", "when", "table"]
+__all__ = ["safe", "jsonable", "wants_json", "emit", "print_json", "age", "span", "when", "table"]
+
+
+def wants_json(args: Any) -> bool:
+    """Whether a command was asked for JSON: the parsed arguments' --json (a command without the flag
+    never is), or a bool where a caller passes the choice on."""
+    if isinstance(args, bool):
+        return args
+    return bool(getattr(args, "json", False))
+
+
+def emit(args: Any, data: Any, text: Callable[[], int | None] | None = None, *, code: int = 0,
+         lines: bool = False) -> int:
+    """Print a command's result and return its exit code.
+
+    With --json (see `wants_json`): `data` as JSON, indented, NaN and infinities as strings; with
+    `lines`, one compact line flushed at once (what `--watch` writes, a line per snapshot). `data` may
+    be a function, called only then, for JSON that costs a query to build. Without --json: `text()`
+    prints the plain form. The exit code is what `text()` returns, where it returns one, else `code`."""
+    if wants_json(args):
+        value = data() if callable(data) else data
+        if lines:
+            sys.stdout.write(json.dumps(value) + "\n")
+            sys.stdout.flush()
+        else:
+            print_json(value)
+        return code
+    if text is not None:
+        result = text()
+        if result is not None:
+            return result
+    return code
 
 
 def print_json(data: Any) -> None:
+    """`data` as indented JSON on stdout; commands go through `emit`, which calls this."""
     sys.stdout.write(json.dumps(jsonable(data), indent=2, ensure_ascii=False) + "\n")
 
 

@@ -1,4 +1,6 @@
-"""`mltui runs list|show|rm`."""
+"""`mltui runs list|show|rm`: finding runs (filtered, sorted), one run in full, and removing runs.
+
+The verbs that act on launched runs (log, kill, rerun) live in cli/runs_control.py."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import argparse
 import shlex
 from contextlib import closing
 
-from mltui.cli.output import age, metric_table, print_json, safe, span, table, when
+from mltui.cli.output import age, emit, metric_table, safe, span, table, when
 from mltui.base.values import display
 
 
@@ -48,19 +50,22 @@ def register(sub, common: argparse.ArgumentParser) -> None:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from mltui.core.launch.liveness import reap_lost
-    from mltui.core.runs.listing import duration, list_runs, pick_columns, status_label
+    from mltui.core.runs.listing import list_runs
     from mltui.core.reader import open_workspace
 
     ws, conn = open_workspace()
     with closing(conn):
         reap_lost(ws, conn)
         result = list_runs(conn, where=args.where, sort=args.sort, limit=args.limit)
-    if args.json:
-        print_json(result.runs)
-        return 0
+    return emit(args, result.runs, lambda: _print_list(args, result))
+
+
+def _print_list(args: argparse.Namespace, result) -> None:
+    from mltui.core.runs.listing import duration, pick_columns, status_label
+
     if not result.runs:
         print("No runs match." if args.where else "No runs yet: log one with mltui.init() in a training script.")
-        return 0
+        return
     params = pick_columns(result.runs, "params", 3, varying=True)
     metrics = pick_columns(result.runs, "metrics", 3, varying=False)
     headers = ["ID", "STATUS", "NAME", "AGE", "TIME", *params, *metrics]
@@ -76,21 +81,23 @@ def cmd_list(args: argparse.Namespace) -> int:
         import sys
 
         sys.stderr.write(f"({len(result.runs)} of {result.total} runs shown; --limit 0 shows all)\n")
-    return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     from mltui.core.launch.liveness import reap_lost
-    from mltui.core.runs.listing import duration, get_run
+    from mltui.core.runs.listing import get_run
     from mltui.core.reader import open_workspace
 
     ws, conn = open_workspace()
     with closing(conn):
         reap_lost(ws, conn)
         run = get_run(conn, args.run)
-    if args.json:
-        print_json(run)
-        return 0
+    return emit(args, run, lambda: _print_run(run))
+
+
+def _print_run(run: dict) -> None:
+    from mltui.core.runs.listing import duration
+
     command = run.get("command")
     lines = [
         f"run      {run['id']}",
@@ -113,6 +120,14 @@ def cmd_show(args: argparse.Namespace) -> int:
         peaks = [m["max"] for k, m in run["metrics"].items() if k.startswith("sys/gpu") and k.endswith("/mem_used_gb")]
         peak = f", peak {max(peaks):.1f} GB" if peaks and max(peaks) is not None else ""
         lines.append(f"gpus     {', '.join(str(g) for g in run['gpus'])}  ({hours:.2f} GPU-hours{peak})")
+    if run.get("peak_rss"):
+        from mltui.base.text import gigabytes
+
+        lines.append(f"memory   peak RSS {gigabytes(run['peak_rss'])}")
+    if run.get("store_trouble") or run.get("dropped_points"):
+        dropped = run.get("dropped_points") or 0
+        lines.append(f"store    not writable for a while ({safe(run.get('store_trouble') or 'unknown cause')}); "
+                     f"{dropped:,} metric points dropped")
     if run.get("rerun_of"):
         lines.append(f"rerun of {run['rerun_of']}")
     if run.get("bad_lines"):
@@ -136,33 +151,31 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(table(["DATASET", "VERSION", "HOW", "NOTE"],
                     [[d["dataset"], f"v{d['seq']} {d['version'][:12]}" if d["seq"] else d["version"][:12], d["how"],
                       "changed on disk during the run" if d["changed"] else ""] for d in run["data"]]))
-    return 0
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    from mltui.core.runs.listing import remove_run
+    from mltui.core.runs.listing import ACTIVE, remove_run, runs_by_id, unique_ids
     from mltui.core.reader import open_workspace
     from mltui.base.errors import MltuiError
-    from mltui.store.runs import ACTIVE, get_runs, resolve_ids
 
     ws, conn = open_workspace(write=True)
     with closing(conn):
-        ids = list(dict.fromkeys(resolve_ids(conn, args.runs)))  # every name checked before anything goes
-        active = [run for run in get_runs(conn, ids) if run["status"] in ACTIVE]
+        ids = unique_ids(conn, args.runs)  # every name checked before anything goes
+        active = [run for run in runs_by_id(conn, ids) if run["status"] in ACTIVE]
         if active and not args.force:
             raise MltuiError(f"Run {active[0]['id']} is {active[0]['status']}; stop it first or pass --force.")
         for run in active:  # a launched run would go on unseen once its row is gone: stop it first
             if run.get("spec") and run["status"] == "running":
-                from mltui.core.launch.launcher import kill_run
+                from mltui.core.launch.stop import kill_run
 
                 try:
                     kill_run(ws, run["id"], grace=2.0)
                 except MltuiError:
                     pass
         removed = [remove_run(ws, conn, run_id, force=args.force)["id"] for run_id in ids]
-    if args.json:
-        print_json({"removed": removed})
-    else:
+
+    def text() -> None:
         for run_id in removed:
             print(f"Removed {run_id}")
-    return 0
+
+    return emit(args, {"removed": removed}, text)

@@ -1,4 +1,5 @@
-"""`mltui runs log|kill|rerun`: the verbs that act on launched runs."""
+"""`mltui runs log|kill|rerun`: the verbs that act on launched runs (registered by cli/runs.py), and
+`follow`, which `runs log -f`, `run --wait` and `runs rerun --wait` share."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sys
 import time
 from contextlib import closing
 
-from mltui.cli.output import print_json, safe
+from mltui.cli.output import emit, safe, wants_json
 
 
 def register_verbs(verbs, common: argparse.ArgumentParser) -> None:
@@ -93,10 +94,11 @@ def exit_code_of(run: dict) -> int:
 
 
 def follow(ws, run_id: str, json_out: bool = False, start: int = 0) -> int:
-    """Print the run's output from byte `start` as it grows, until the run ends; return its exit code."""
+    """Print the run's output from byte `start` as it grows, until the run ends; return its exit code.
+    With `json_out` only the end is printed, as JSON."""
     from mltui.core.launch.liveness import reap_lost
     from mltui.core.reader import open_readonly
-    from mltui.store.runs import get_runs
+    from mltui.core.runs.listing import run_status, runs_by_id
 
     path = ws.run_dir(run_id) / "output.log"
     write = (lambda data: None) if json_out else _Writer()
@@ -105,12 +107,11 @@ def follow(ws, run_id: str, json_out: bool = False, start: int = 0) -> int:
     last_check = 0.0
     try:
         while True:
-            found = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
-            if found is None:
+            status = run_status(conn, run_id)
+            if status is None:
                 from mltui.base.errors import MltuiError
 
                 raise MltuiError(f"Run {run_id} was removed (from the queue or the store) while being followed.")
-            status = found[0]
             offset = _copy(path, offset, write)
             if status not in ("running", "queued"):
                 offset = _copy(path, offset, write)
@@ -119,7 +120,7 @@ def follow(ws, run_id: str, json_out: bool = False, start: int = 0) -> int:
                 reap_lost(ws, conn)
                 last_check = time.time()
             time.sleep(0.1)
-        run = get_runs(conn, [run_id])[0]
+        run = runs_by_id(conn, [run_id])[0]
         if not json_out:
             write.close()
     except KeyboardInterrupt:
@@ -127,11 +128,13 @@ def follow(ws, run_id: str, json_out: bool = False, start: int = 0) -> int:
         return 130
     finally:
         conn.close()
-    if json_out:
-        print_json({"id": run_id, "status": run["status"], "exit_code": run.get("exit_code"), "reason": run.get("reason")})
-    elif run["status"] != "finished":
-        sys.stderr.write(f"mltui: run {run_id} {run['status']}: {run.get('reason') or 'no reason recorded'}.\n")
-    return exit_code_of(run)
+
+    def text() -> None:
+        if run["status"] != "finished":
+            sys.stderr.write(f"mltui: run {run_id} {run['status']}: {run.get('reason') or 'no reason recorded'}.\n")
+
+    return emit(json_out, {"id": run_id, "status": run["status"], "exit_code": run.get("exit_code"),
+                           "reason": run.get("reason")}, text, code=exit_code_of(run))
 
 
 def _copy(path, offset: int, write) -> int:
@@ -150,7 +153,7 @@ def _copy(path, offset: int, write) -> int:
 
 def cmd_log(args: argparse.Namespace) -> int:
     from mltui.core.reader import open_workspace
-    from mltui.store.runs import resolve_id
+    from mltui.core.runs.listing import resolve_id
 
     ws, conn = open_workspace()
     with closing(conn):
@@ -183,13 +186,13 @@ def cmd_log(args: argparse.Namespace) -> int:
 
 
 def cmd_kill(args: argparse.Namespace) -> int:
-    from mltui.core.launch.launcher import kill_run
+    from mltui.core.launch.stop import kill_run
     from mltui.core.reader import open_workspace
-    from mltui.store.runs import resolve_ids
+    from mltui.core.runs.listing import unique_ids
 
     ws, conn = open_workspace(write=True)
     with closing(conn):
-        ids = list(dict.fromkeys(resolve_ids(conn, args.runs)))
+        ids = unique_ids(conn, args.runs)
     if args.grace is not None and args.grace < 0:
         from mltui.base.errors import UsageError
 
@@ -205,11 +208,10 @@ def cmd_kill(args: argparse.Namespace) -> int:
             results.append({"id": run_id, "status": None, "error": str(exc)})
             continue
         results.append({"id": run_id, "status": status})
-        if not args.json:
+        if not wants_json(args):  # a line as each run ends: killing the next may take its grace period
             note = "" if status != "running" else " (signalled; it has not ended yet)"
             print(f"{run_id} {status}{note}")
-    if args.json:
-        print_json(results)
+    emit(args, results)
     if problems:
         if len(problems) == 1 and len(ids) == 1:
             raise MltuiError(problems[0].rstrip("."))
@@ -230,13 +232,13 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     spec = rerun_launch(ws, run, parse_assignments(args.params), queue=args.queue)
     run_id = launch(ws, spec)
     if args.wait:
-        return follow(ws, run_id, json_out=args.json)
-    if args.json:
-        print_json({"id": run_id, "rerun_of": run["id"], "command": spec.argv, "params": spec.params})
-    else:
+        return follow(ws, run_id, json_out=wants_json(args))
+
+    def text() -> None:
         print(run_id)
         if sys.stdout.isatty():
             sys.stderr.write(f"Started {run_id}, a rerun of {run['id']} ({safe(run['name'])}): "
                              f"`mltui runs log {run_id} -f` follows it.\n")
-    return 0
+
+    return emit(args, {"id": run_id, "rerun_of": run["id"], "command": spec.argv, "params": spec.params}, text)
 

@@ -51,12 +51,12 @@ def _stop_runs(ws) -> None:
     """A throw-away demo must not leave runs behind: stop what it launched before deleting its folder."""
     from contextlib import closing
 
-    from mltui.core.launch.launcher import kill_run
+    from mltui.core.launch.stop import kill_run
     from mltui.core.reader import open_writer
+    from mltui.core.runs.listing import active_launched
 
     with closing(open_writer(ws)) as conn:
-        active = [r[0] for r in conn.execute(
-            "SELECT id FROM runs WHERE status IN ('running', 'queued') AND spec IS NOT NULL")]
+        active = active_launched(conn)
     for run_id in active:
         try:
             kill_run(ws, run_id, grace=2.0, wait=5.0)

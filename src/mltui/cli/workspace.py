@@ -1,10 +1,10 @@
-"""`mltui init`: create a workspace."""
+"""`mltui init`: create a workspace (.mltui/ with its store, runs/ and config.toml), or bring one up to date."""
 
 from __future__ import annotations
 
 import argparse
 
-from mltui.cli.output import print_json, safe
+from mltui.cli.output import emit, safe
 
 
 def register(sub, common: argparse.ArgumentParser) -> None:
@@ -21,9 +21,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     from mltui.core.workspace import init_workspace
 
     ws, created = init_workspace(args.path, shared=args.shared)
-    if args.json:
-        print_json({"workspace": str(ws.root), "created": created})
-    else:
+
+    def text() -> None:
         verb = "Created" if created else "Already a workspace:"
         print(f"{verb} {safe(ws.root)}")
-    return 0
+
+    return emit(args, {"workspace": str(ws.root), "created": created}, text)

@@ -4,20 +4,26 @@ that poll: one connection, and a cheap "did anything change?" check.
 - `open_writer(ws)`: a connection that may write (the schema is brought up to date first).
 - `open_reader(ws)`: the same, falling back to a read-only connection on a read-only disk or store.
 - `open_readonly(ws)`: a read-only connection that never migrates (a look that must not write).
-- `open_workspace(write)`: find the workspace from the current folder, then one of the above."""
+- `open_workspace(write)`: find the workspace from the current folder, then one of the above.
+- `with_writer(ws, fn)` / `with_readonly(ws, fn)`: `fn(conn)` on a fresh connection, closed after;
+  a sqlite3 error comes out as a StoreError sentence (`store_error`)."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import os
 
 from mltui.base.errors import MltuiError, StoreError
 from mltui.core.workspace import Workspace, find_workspace
+from mltui.store.connection import translate
 from mltui.store.opening import open_store
+
+T = TypeVar("T")
 
 
 def open_writer(ws: Workspace) -> sqlite3.Connection:
@@ -49,6 +55,34 @@ def open_workspace(write: bool = False, start: str | os.PathLike[str] | None = N
     return ws, (open_writer(ws) if write else open_reader(ws))
 
 
+def store_error(exc: sqlite3.Error, path: str | os.PathLike[str] = "") -> StoreError:
+    """One sentence a person can act on, for a sqlite3 error (damaged pages, full disk, a long lock)."""
+    return translate(exc, path)
+
+
+def _with(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], ws: Workspace) -> T:
+    try:
+        return fn(conn)
+    except sqlite3.Error as exc:
+        raise store_error(exc, ws.db_path) from exc
+    finally:
+        conn.close()
+
+
+def with_writer(ws: Workspace, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """`fn(conn)` on a new writable connection, closed after; sqlite3 errors become StoreError."""
+    return _with(open_writer(ws), fn, ws)
+
+
+def with_readonly(ws: Workspace, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """`fn(conn)` on a new read-only connection, closed after; sqlite3 errors become StoreError."""
+    return _with(open_readonly(ws), fn, ws)
+
+
+class TablesMissing(StoreError):
+    """The store lacks a table a read needs: one from an older mltui, opened read-only so never migrated."""
+
+
 class ReaderClosed(MltuiError):
     """The reader was closed (its screen went away) while a poll still wanted it."""
 
@@ -58,26 +92,51 @@ class StoreReader:
 
     SQLite's Python binding crashes the process if a connection is closed while another thread is
     inside a query on it, and a pane's poll runs in a worker thread while its unmount runs on the UI
-    thread. So a thread that uses the connection holds `in_use()`, and `close()` interrupts any
-    query under way, waits for that thread to let go, and only then closes.
+    thread. So a thread that uses the connection holds `in_use()`, and `close()` may be called at
+    any moment from any thread:
+
+    - it sets a closed flag first: `in_use()` and `conn` refuse from then on (ReaderClosed);
+    - a progress handler aborts any statement that runs on after the flag is set, even one that
+      started after `close()`'s interrupt (SQLite's `interrupt()` alone does nothing to a query
+      that has not started yet, so a poll that had just entered `in_use()` ran to its end);
+    - it interrupts the statement under way;
+    - it waits, at most `close_wait` seconds, for the user to let go, then closes. Should the user
+      hold on longer (stuck outside SQLite's reach), the user closes the connection as it lets go.
+
+    A statement aborted because the reader closed reaches the user as ReaderClosed.
     """
+
+    close_wait = 2.0  # seconds close() waits for a user to let go before leaving the closing to it
+    progress_every = 1000  # SQLite virtual-machine steps between two looks at the closed flag
 
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
         self._conn: sqlite3.Connection | None = None
         self._version: int | None = None
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # held by the thread using the connection (see in_use)
+        self._guard = threading.Lock()  # never held across a query: orders interrupt against close
+        self._depth = 0  # nesting of in_use() in the thread that holds _lock
         self._closed = False
+
+    def _closing(self) -> int:
+        """SQLite's progress handler: non-zero aborts the statement under way."""
+        return 1 if self._closed else 0
 
     @property
     def conn(self) -> sqlite3.Connection:
         if self._closed:
             raise ReaderClosed("This store reader is closed.")
         if self._conn is None:
-            self._conn = open_reader(self.ws)
+            conn = open_reader(self.ws)
+            conn.set_progress_handler(self._closing, self.progress_every)
             # A poller reads the same series again and again: keep up to 64 MB of pages (charts of
             # 20 runs x 100k points read 8x faster warm than through the default 2 MB cache).
-            self._conn.execute("PRAGMA cache_size = -65536")
+            conn.execute("PRAGMA cache_size = -65536")
+            with self._guard:
+                if self._closed:  # close() ran while this opened: it found nothing to close
+                    conn.close()
+                    raise ReaderClosed("This store reader is closed.")
+                self._conn = conn
         return self._conn
 
     @contextmanager
@@ -86,7 +145,29 @@ class StoreReader:
         with self._lock:
             if self._closed:
                 raise ReaderClosed("This store reader is closed.")
-            yield self
+            self._depth += 1
+            try:
+                yield self
+            except (sqlite3.Error, MltuiError) as exc:
+                if self._closed and not isinstance(exc, ReaderClosed):  # interrupted or aborted by close()
+                    raise ReaderClosed("This store reader was closed during a query.") from exc
+                raise
+            finally:
+                self._depth -= 1
+                if self._depth == 0 and self._closed:
+                    self._close_connection()  # close() gave up waiting, or was called from inside
+
+    def read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """`fn(conn)` while holding the reader; a table the store lacks raises TablesMissing."""
+        with self.in_use():
+            try:
+                return fn(self.conn)
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc) and not self._closed:
+                    raise TablesMissing(f"The store {self.ws.db_path} is from an older mltui and lacks a "
+                                        f"table this needs ({exc}); open it once with write access to "
+                                        "bring it up to date.") from exc
+                raise
 
     def changed(self) -> bool:
         """True the first time, then whenever another connection has committed since the last call."""
@@ -97,15 +178,25 @@ class StoreReader:
             return changed
 
     def close(self) -> None:
-        """Close for good: a query under way in another thread is interrupted and waited for."""
-        self._closed = True  # no new use starts from here on
-        conn = self._conn
-        if conn is not None:
-            try:
-                conn.interrupt()  # safe from any thread; the query under way stops with an error
-            except sqlite3.Error:
-                pass
-        with self._lock:
+        """Close for good, from any thread at any moment: a query under way in another thread is
+        stopped and waited for (at most `close_wait` seconds; past that its thread closes)."""
+        with self._guard:
+            self._closed = True  # no new use starts, and the progress handler aborts what runs
             if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+                try:
+                    self._conn.interrupt()  # stops a statement under way at once
+                except sqlite3.Error:
+                    pass
+        if not self._lock.acquire(timeout=self.close_wait):
+            return  # the user is stuck outside SQLite: it closes the connection as it lets go
+        try:
+            if self._depth == 0:  # else this very thread is inside in_use(): its way out closes
+                self._close_connection()
+        finally:
+            self._lock.release()
+
+    def _close_connection(self) -> None:
+        with self._guard:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                conn.close()

@@ -245,9 +245,25 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE runs ADD COLUMN job_id TEXT",
         "ALTER TABLE runs ADD COLUMN job_state TEXT",
     ],
+    [  # 8: what a run survived or died of: the command's peak RSS (bytes), the boot it ran in (a reboot
+        # tells a lost run apart), why the store could not be written for a while and how many metric
+        # points were dropped meanwhile; and, on an artifact row, the bytes each replacement of it
+        # overwrote (a JSON list of {sha256, size, replaced}), so nothing is replaced without a record
+        "ALTER TABLE runs ADD COLUMN peak_rss INTEGER",
+        "ALTER TABLE runs ADD COLUMN boot_id TEXT",
+        "ALTER TABLE runs ADD COLUMN store_trouble TEXT",
+        "ALTER TABLE runs ADD COLUMN dropped_points INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE artifacts ADD COLUMN replaced TEXT",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def set_meta(conn: sqlite3.Connection, key: str, value: object) -> None:
+    """Set one store-wide value in `meta` (the schema version, the audit head, the queue's pause)."""
+    conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                 (key, value))
 
 
 def read_version(conn: sqlite3.Connection) -> int:
@@ -303,11 +319,7 @@ def migrate(conn: sqlite3.Connection, path: Path | str) -> int:
             for step in range(version, SCHEMA_VERSION):
                 for statement in MIGRATIONS[step]:
                     conn.execute(statement)
-            conn.execute(
-                "INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (SCHEMA_VERSION,),
-            )
+            set_meta(conn, "schema_version", SCHEMA_VERSION)
     except sqlite3.Error as exc:
         raise translate(exc, path) from None
     return SCHEMA_VERSION

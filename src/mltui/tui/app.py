@@ -1,4 +1,12 @@
-"""The mltui App: a router of screens and bindings. Panes and widgets live in their own modules."""
+"""The mltui App: a router of screens and bindings.
+
+The layout of tui/: screens/ are whole screens (the main screen with its tabs, a run's detail, its
+log, a promotion review); panes/ are the five tabs of the main screen (runs, compare, datasets, GPUs,
+models) on one base (panes/base.py); modals/ are dialogs over any screen (confirm, prompt, save view,
+launch, add data); widgets/ are the pieces they share. Background work reports through polling.py
+(panes and screens that poll) or typed messages (messages.py); writes.py is how a screen changes the
+store. Nothing under tui/ talks SQL or opens the store but through core/.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +18,7 @@ from textual.screen import Screen
 
 from mltui.core.workspace import Config, Workspace
 from mltui.tui import themes
-from mltui.tui.screens.main import PANES, MainScreen
+from mltui.tui.screens.main import TABS, MainScreen
 from mltui.tui.run_actions import RunActions
 from mltui.tui.screens.run_detail import RunDetailScreen
 
@@ -114,9 +122,9 @@ class MltuiApp(RunActions, App):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for pane, title, key, _ in PANES:
-            yield SystemCommand(f"Show {title}", f"Switch to the {title} pane (key {key})",
-                                lambda p=pane: self._show(p))
+        for tab in TABS:
+            yield SystemCommand(f"Show {tab.title}", f"Switch to the {tab.title} pane (key {tab.key})",
+                                lambda p=tab.id: self._show(p))
         yield SystemCommand("Filter runs", "Type a --where filter for the Runs table (key /)",
                             lambda: self._on_runs(lambda pane: pane.action_focus_filter()))
         yield SystemCommand("Clear the runs filter", "Show every run again",

@@ -1,6 +1,8 @@
-"""The refresh loop shared by panes: a thread worker collects, the UI thread applies, one timer reschedules.
+"""The refresh loop shared by the panes (panes/base.py) and the screens that poll (the run detail, the
+log): a thread worker collects, the UI thread applies, one timer reschedules.
 
 Polls never overlap (one worker group, one timer), and a pane that is not on screen is not polled.
+Other thread work (a one-off load or computation) answers with a message of tui/messages.py instead.
 """
 
 from __future__ import annotations

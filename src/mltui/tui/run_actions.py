@@ -106,7 +106,7 @@ class RunActions:
 
     @work(thread=True, group="run-actions", exit_on_error=False)
     def _kill(self, run_id: str, name: str) -> None:
-        from mltui.core.launch.launcher import kill_run
+        from mltui.core.launch.stop import kill_run
 
         try:
             status = kill_run(self.ws, run_id)

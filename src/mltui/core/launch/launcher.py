@@ -1,7 +1,8 @@
-"""Launching runs: a row in the store, then a detached supervisor (or a place in the queue).
+"""Launching runs: a row in the store, then a detached supervisor (or a place in the queue, or a
+Slurm job); also the GPU choice under a lock, the queue worker's start, and reruns.
 
 Nothing here waits for the command: the caller gets the run id back at once, and the run lives on
-in its supervisor after the caller (a CLI call, the TUI) has gone.
+in its supervisor after the caller (a CLI call, the TUI) has gone. Stopping runs is stop.py's.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -24,6 +24,7 @@ from mltui.core.launch.commands import Command, fill, plain, resolve_params
 from mltui.base.errors import MltuiError, UsageError
 from mltui.core.workspace import Workspace
 from mltui.core.reader import open_writer
+from mltui.store import runs as run_store
 from mltui.store.connection import write_tx
 
 
@@ -188,7 +189,8 @@ def launch(ws: Workspace, launch: Launch, wake_queue: bool = True) -> str:
             try:
                 start_supervisor(ws, run_id, conn)
             except OSError as exc:  # no processes left (EAGAIN), no memory: the run must not stay "running"
-                _mark_failed(ws, conn, run_id, f"its supervisor could not be started ({exc.strerror or exc})")
+                with write_tx(conn, ws.db_path):
+                    run_store.mark_failed(conn, run_id, f"its supervisor could not be started ({exc.strerror or exc})")
                 raise MltuiError(f"Cannot start run {run_id}: {exc.strerror or exc}.") from None
     finally:
         conn.close()
@@ -226,12 +228,6 @@ def _keep_environment(ws: Workspace, run_id: str) -> None:
     write_private(ws.run_dir(run_id) / ENV_FILE, json.dumps(env), ws.config().file_mode)
 
 
-def _mark_failed(ws: Workspace, conn: sqlite3.Connection, run_id: str, reason: str) -> None:
-    with write_tx(conn, ws.db_path):
-        conn.execute("UPDATE runs SET status = 'failed', reason = ?, ended = ? WHERE id = ?",
-                     (reason, time.time(), run_id))
-
-
 def _detached(argv: list[str], log: Path, cwd: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k not in ("MLTUI_RUN_ID", "MLTUI_RUN_DIR")}
     with open(log, "ab") as out:
@@ -252,8 +248,7 @@ def start_supervisor(ws: Workspace, run_id: str, conn: sqlite3.Connection | None
         conn = open_writer(ws)
     try:  # until the supervisor says it itself, this is how a supervisor dying at birth is noticed
         with write_tx(conn, ws.db_path):
-            conn.execute("UPDATE runs SET sup_pid = coalesce(sup_pid, ?), heartbeat = coalesce(heartbeat, ?) "
-                         "WHERE id = ?", (proc.pid, time.time(), run_id))
+            run_store.note_supervisor(conn, run_id, proc.pid, time.time())
     finally:
         if own:
             conn.close()
@@ -263,116 +258,6 @@ def start_supervisor(ws: Workspace, run_id: str, conn: sqlite3.Connection | None
 def ensure_worker(ws: Workspace) -> None:
     """Start the workspace's queue worker; one that finds another already running just leaves."""
     _detached([sys.executable, "-m", "mltui.core.launch.queue", str(ws.root)], ws.root / "queue.log", ws.root)
-
-
-# -- stopping ------------------------------------------------------------------------------
-def kill_run(ws: Workspace, run_id: str, grace: float | None = None, wait: float | None = None) -> str:
-    """Stop a run: SIGTERM to its group, SIGKILL after `grace` seconds. Returns the status it ends in
-    (or 'running' if it has not ended within `wait` seconds)."""
-    from mltui.base.procs import host, pid_alive, same_process
-    from mltui.store.runs import get_runs
-
-    config = ws.config()
-    grace = config.kill_grace_seconds if grace is None else grace
-    conn = open_writer(ws)
-    try:
-        runs = get_runs(conn, [run_id])
-        if not runs:
-            raise MltuiError(f"Run {run_id} is not in the store.")
-        run = runs[0]
-        if run.get("executor") == "slurm" and run.get("job_id") and run["status"] in ("queued", "running"):
-            from mltui.core.launch.slurm import TERMINAL, cancel, refresh
-
-            cancel(ws, conn, run)  # Slurm signals the job; its supervisor records the end, Slurm the verdict
-            deadline = time.time() + (grace + 5.0 if wait is None else wait)
-            while time.time() < deadline:
-                refresh(ws, conn, force=True)
-                now = get_runs(conn, [run_id])[0]
-                if now["status"] not in ("queued", "running") and now.get("job_state") in TERMINAL:
-                    return now["status"]
-                time.sleep(0.2)
-            return get_runs(conn, [run_id])[0]["status"]
-        if run["status"] == "queued":
-            with write_tx(conn, ws.db_path):
-                cur = conn.execute("UPDATE runs SET status = 'killed', reason = 'removed from the queue before it "
-                                   "started', ended = ? WHERE id = ? AND status = 'queued'", (time.time(), run_id))
-            if cur.rowcount:
-                return "killed"
-            run = get_runs(conn, [run_id])[0]
-        here = run.get("host") == host
-        if run["status"] == "lost" and here and same_process(run.get("pid"), run.get("pid_start")):
-            _kill_unsupervised(ws, conn, run, grace)  # its supervisor died; its command did not
-            return "killed"
-        if run["status"] != "running":
-            raise MltuiError(f"Run {run_id} is {run['status']}; there is nothing to kill.")
-        deadline = time.time() + grace
-        with write_tx(conn, ws.db_path):
-            conn.execute("UPDATE runs SET kill_requested = ? WHERE id = ?", (deadline, run_id))
-        if run.get("sup_pid") and here and not run.get("pid"):
-            run = _wait_for_child(conn, run, 5.0)  # a signal before its handlers are set would kill it mute
-            if run["status"] != "running":  # it saw the request before starting the command
-                return wait_for_end(conn, run_id, 5.0)
-        if run.get("sup_pid") and here and pid_alive(run["sup_pid"]):
-            os.kill(run["sup_pid"], signal.SIGTERM)
-        elif here and same_process(run.get("pid"), run.get("pid_start")):
-            _kill_unsupervised(ws, conn, run, grace)
-        elif not here:
-            pass  # its supervisor sees the request at its next heartbeat
-        else:
-            _mark(ws, conn, run_id, "killed", "stopped by `mltui runs kill` (its processes were already gone)")
-        return wait_for_end(conn, run_id, grace + 5.0 if wait is None else wait)
-    finally:
-        conn.close()
-
-
-def _wait_for_child(conn: sqlite3.Connection, run: dict, timeout: float) -> dict:
-    """The run once its supervisor has started the command (or has ended, or `timeout` passed)."""
-    from mltui.store.runs import get_runs
-
-    end = time.time() + timeout
-    while time.time() < end:
-        fresh = get_runs(conn, [run["id"]])[0]
-        if fresh.get("pid") or fresh["status"] != "running":
-            return fresh
-        time.sleep(0.02)
-    return run
-
-
-def _kill_unsupervised(ws: Workspace, conn: sqlite3.Connection, run: dict, grace: float) -> None:
-    """A run without a supervisor (or whose supervisor is gone): signal its processes ourselves."""
-    from mltui.base.procs import pid_alive
-
-    target = run.get("pgid") if run.get("sup_pid") else None  # launched: the whole group
-    send = (lambda sig: os.killpg(target, sig)) if target else (lambda sig: os.kill(run["pid"], sig))
-    try:
-        send(signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    end = time.time() + grace
-    while time.time() < end and pid_alive(run["pid"]):
-        time.sleep(0.1)
-    if pid_alive(run["pid"]):
-        try:
-            send(signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    time.sleep(0.2)
-    _mark(ws, conn, run["id"], "killed", "stopped by `mltui runs kill`")
-
-
-def _mark(ws: Workspace, conn: sqlite3.Connection, run_id: str, status: str, reason: str) -> None:
-    with write_tx(conn, ws.db_path):
-        conn.execute("UPDATE runs SET status = ?, reason = ?, ended = ? WHERE id = ? AND status IN ('running', 'lost')",
-                     (status, reason, time.time(), run_id))
-
-
-def wait_for_end(conn: sqlite3.Connection, run_id: str, timeout: float) -> str:
-    end = time.time() + timeout
-    while True:
-        status = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
-        if status not in ("running", "queued") or time.time() >= end:
-            return status
-        time.sleep(0.1)
 
 
 # -- again ---------------------------------------------------------------------------------

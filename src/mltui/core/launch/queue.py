@@ -19,7 +19,9 @@ from pathlib import Path
 
 from mltui.core.workspace import Workspace
 from mltui.core.reader import open_writer
+from mltui.store import runs as run_store
 from mltui.store.connection import write_tx
+from mltui.store.schema import set_meta
 
 POLL = 0.3
 PAUSED_KEY = "queue_paused"
@@ -43,12 +45,16 @@ def is_paused(conn: sqlite3.Connection) -> bool:
     return bool(row and int(row[0]))
 
 
+def running_count(conn: sqlite3.Connection) -> int:
+    """How many runs mltui launched (they have a spec) are running now."""
+    return conn.execute("SELECT count(*) FROM runs WHERE status = 'running' AND spec IS NOT NULL").fetchone()[0]
+
+
 def set_paused(ws: Workspace, paused: bool) -> None:
     conn = open_writer(ws)
     try:
         with write_tx(conn, ws.db_path):
-            conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                         (PAUSED_KEY, int(paused)))
+            set_meta(conn, PAUSED_KEY, int(paused))
     finally:
         conn.close()
     if not paused:
@@ -70,7 +76,7 @@ def remove(ws: Workspace, conn: sqlite3.Connection, run_ids: list[str]) -> list[
                 raise MltuiError(f"Run {run_id} is not queued (it is {row[0] if row else 'gone'}); "
                                  "use `mltui runs kill` for a started run.")
         for run_id in run_ids:
-            conn.execute("DELETE FROM runs WHERE id = ? AND status = 'queued'", (run_id,))
+            run_store.delete_run(conn, run_id, only_queued=True)
     for run_id in run_ids:
         shutil.rmtree(ws.run_dir(run_id), ignore_errors=True)
     return run_ids
@@ -174,17 +180,14 @@ class Worker:
         from mltui.core.launch.launcher import start_supervisor
 
         with write_tx(self.conn, self.ws.db_path):
-            cur = self.conn.execute(
-                "UPDATE runs SET status = 'running', gpus = ?, heartbeat = ? WHERE id = ? AND status = 'queued'",
-                (json.dumps(gpus) if gpus is not None else None, time.time(), run_id))
-        if not cur.rowcount:
+            claimed = run_store.claim_queued(self.conn, run_id, gpus, time.time())
+        if not claimed:
             return False  # removed or killed while we looked
         try:
             start_supervisor(self.ws, run_id)
         except Exception as exc:
             with write_tx(self.conn, self.ws.db_path):
-                self.conn.execute("UPDATE runs SET status = 'failed', reason = ?, ended = ? WHERE id = ?",
-                                  (f"the queue could not start its supervisor: {exc}", time.time(), run_id))
+                run_store.mark_failed(self.conn, run_id, f"the queue could not start its supervisor: {exc}")
             return False
         return True
 

@@ -19,11 +19,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from mltui.base.errors import MltuiError, UsageError
 from mltui.core.workspace import Workspace
+from mltui.store import runs as run_store
 from mltui.store.connection import write_tx
 
 OPTIONS = ("partition", "time", "gpus", "mem", "account")
@@ -35,6 +37,11 @@ BACK_OFF = 30.0  # after Slurm could not be asked, readers leave it alone this l
 POLL_EVERY = 2.0  # seconds between polls of Slurm for one workspace (any number of readers)
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY",
             "BOOT_FAIL", "DEADLINE", "REVOKED", "SPECIAL_EXIT", "GONE"}
+# A change for _apply to make, in one transaction: a store/runs.py function and its arguments after
+# the connection. INGEST in place of the function: first read that run's metrics.jsonl and exit file
+# (it ran where the store could not be reached).
+INGEST = object()
+Change = tuple[Any, tuple]
 ACTIVE_SQL = ("SELECT id, job_id, status, kill_requested FROM runs WHERE executor = 'slurm' AND job_id IS NOT NULL "
               "AND (job_state IS NULL OR job_state NOT IN (SELECT value FROM json_each(?)))")
 
@@ -119,14 +126,13 @@ def submit(ws: Workspace, conn: sqlite3.Connection, run_id: str, name: str, cwd:
     if not job_id.isdigit():
         return _refused(ws, conn, run_id, f"sbatch answered {done.stdout.strip()!r}, not a job id")
     with write_tx(conn, ws.db_path):
-        conn.execute("UPDATE runs SET job_id = ?, reason = 'submitted to Slurm' WHERE id = ?", (job_id, run_id))
+        run_store.submitted(conn, run_id, job_id)
     return job_id
 
 
 def _refused(ws: Workspace, conn: sqlite3.Connection, run_id: str, reason: str) -> str:
     with write_tx(conn, ws.db_path):
-        conn.execute("UPDATE runs SET status = 'failed', reason = ?, ended = ?, job_state = 'GONE' WHERE id = ?",
-                     (reason, time.time(), run_id))
+        run_store.mark_failed(conn, run_id, reason, job_state="GONE")
     raise MltuiError(f"Run {run_id}: {reason}.")
 
 
@@ -136,7 +142,7 @@ def cancel(ws: Workspace, conn: sqlite3.Connection, run: Mapping[str, Any]) -> N
     if scancel is None:
         raise MltuiError("scancel is not installed here, so the Slurm job cannot be cancelled from this machine.")
     with write_tx(conn, ws.db_path):
-        conn.execute("UPDATE runs SET kill_requested = ? WHERE id = ?", (time.time(), run["id"]))
+        run_store.request_kill(conn, run["id"], time.time())
     done = subprocess.run([scancel, str(run["job_id"])], capture_output=True, text=True, timeout=POLL_TIMEOUT)
     if done.returncode != 0:
         raise MltuiError(f"scancel refused job {run['job_id']}: {done.stderr.strip() or done.returncode}.")
@@ -220,7 +226,7 @@ def refresh(ws: Workspace, conn: sqlite3.Connection, force: bool = False) -> int
         pass  # a read-only workspace still shows what Slurm says
     ids = [job for _, job, _, _ in active]
     listed = squeue(ids)
-    changes: list[tuple] = []
+    changes: list[Change] = []
     if isinstance(listed, str):  # the controller is down or unreachable: say so, change no status
         try:  # and let the next readers skip asking for a while instead of each waiting POLL_TIMEOUT
             later = time.time() + BACK_OFF - POLL_EVERY
@@ -229,7 +235,7 @@ def refresh(ws: Workspace, conn: sqlite3.Connection, force: bool = False) -> int
             pass
         for run_id, _, status, _ in active:
             if status == "queued":
-                changes.append(("UPDATE runs SET reason = ? WHERE id = ?", (f"Slurm cannot be asked: {listed}", run_id)))
+                changes.append((run_store.set_reason, (run_id, f"Slurm cannot be asked: {listed}")))
         return _apply(ws, conn, changes)
     missing = [job for job in ids if job not in listed]
     accounted = sacct(missing) if missing else {}
@@ -247,36 +253,35 @@ def refresh(ws: Workspace, conn: sqlite3.Connection, force: bool = False) -> int
 
 
 def _changes(run_id: str, status: str, state: str, why: str, exit_code: int | None,
-             kill_requested: bool = False) -> list[tuple]:
+             kill_requested: bool = False) -> list[Change]:
     now = time.time()
     if state == "PENDING":
         reason = f"waiting in Slurm: {why}" if why and why != "None" else "waiting in Slurm"
-        return [("UPDATE runs SET job_state = ?, reason = ? WHERE id = ? AND status = 'queued'",
-                 (state, reason, run_id))]
+        return [(run_store.set_job_state, (run_id, state, reason))]
     if state not in TERMINAL:  # RUNNING, CONFIGURING, COMPLETING, SUSPENDED: the supervisor reports
-        return [("UPDATE runs SET job_state = ? WHERE id = ?", (state, run_id))]
+        return [(run_store.set_job_state, (run_id, state))]
     if state == "GONE":
         if status in ("queued", "running"):
-            return [("UPDATE runs SET status = 'lost', job_state = 'GONE', reason = ?, ended = ? WHERE id = ?",
-                     ("its Slurm job vanished from both squeue and sacct", now, run_id))]
-        return [("UPDATE runs SET job_state = 'GONE' WHERE id = ?", (run_id,))]
+            return [(partial(run_store.mark_lost, job_state="GONE"),
+                     (run_id, "its Slurm job vanished from both squeue and sacct", now))]
+        return [(run_store.set_job_state, (run_id, "GONE"))]
     outcome = OUTCOMES.get(state)
     if outcome is not None:  # only Slurm knows: it overrides what the supervisor saw (a SIGTERM)
         new_status, reason = outcome
         if state == "CANCELLED" and kill_requested:
             reason = "cancelled by `mltui runs kill`" + (" before it started" if status == "queued" else "")
-        return [("UPDATE runs SET status = ?, reason = ?, job_state = ?, ended = coalesce(ended, ?), "
-                 "exit_code = coalesce(exit_code, ?) WHERE id = ?", (new_status, reason, state, now, exit_code, run_id))]
+        return [(partial(run_store.mark_ended, job_state=state, exit_code=exit_code, keep_ended=True,
+                         keep_exit_code=True), (run_id, new_status, reason, now))]
     if status in ("queued", "running"):  # COMPLETED/FAILED but the supervisor said nothing (no store there?)
         final = "finished" if state == "COMPLETED" else "failed"
         reason = "Slurm reports it completed" if final == "finished" else "Slurm reports it failed"
-        return [("STORELESS", (run_id,)),
-                ("UPDATE runs SET status = ?, reason = ?, job_state = ?, ended = ?, exit_code = coalesce(exit_code, ?) "
-                 "WHERE id = ?", (final, reason, state, now, exit_code, run_id))]
-    return [("UPDATE runs SET job_state = ? WHERE id = ?", (state, run_id))]
+        return [(INGEST, (run_id,)),
+                (partial(run_store.mark_ended, job_state=state, exit_code=exit_code, keep_exit_code=True),
+                 (run_id, final, reason, now))]
+    return [(run_store.set_job_state, (run_id, state))]
 
 
-def _apply(ws: Workspace, conn: sqlite3.Connection, changes: list[tuple]) -> int:
+def _apply(ws: Workspace, conn: sqlite3.Connection, changes: list[Change]) -> int:
     if not changes:
         return 0
     from mltui.core.reader import open_writer
@@ -287,19 +292,19 @@ def _apply(ws: Workspace, conn: sqlite3.Connection, changes: list[tuple]) -> int
         return 0  # a read-only store: show what it says
     try:
         storeless = {}
-        for sql, args in changes:  # runs that ran without the store: their metrics.jsonl and exit file
-            if sql == "STORELESS":
+        for change, args in changes:  # runs that ran without the store: their metrics.jsonl and exit file
+            if change is INGEST:
                 from mltui.core.launch.storeless import ingest
 
                 storeless[args[0]] = ingest(ws, writer, args[0])
         with write_tx(writer, ws.db_path):
-            for sql, args in changes:
-                if sql != "STORELESS":
-                    writer.execute(sql, args)
+            for change, args in changes:
+                if change is not INGEST:
+                    change(writer, *args)
             for run_id, end in storeless.items():
                 if end is not None:
-                    writer.execute("UPDATE runs SET status = ?, reason = ?, exit_code = ?, ended = ? WHERE id = ?",
-                                   (*end, run_id))
+                    status, reason, code, ended = end
+                    run_store.mark_ended(writer, run_id, status, reason, ended, exit_code=code)
     finally:
         writer.close()
     return len(changes)

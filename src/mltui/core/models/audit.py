@@ -13,6 +13,8 @@ import sqlite3
 import time
 from typing import Any
 
+from mltui.store.schema import set_meta
+
 GENESIS = "0" * 64
 HEAD_KEY = "audit_head"
 
@@ -37,8 +39,7 @@ def append(conn: sqlite3.Connection, actor: str, action: str, model: str | None,
     digest = _digest(seq, when, actor, action, model, text, prev)
     conn.execute("INSERT INTO audit_log(seq, time, actor, action, model, details, prev_hash, hash) "
                  "VALUES (?,?,?,?,?,?,?,?)", (seq, when, actor, action, model, text, prev, digest))
-    conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                 (HEAD_KEY, f"{seq}:{digest}"))
+    set_meta(conn, HEAD_KEY, f"{seq}:{digest}")
     return seq
 
 
@@ -61,6 +62,11 @@ def entries(conn: sqlite3.Connection, model: str | None = None, limit: int | Non
         out.append({"seq": seq, "time": when, "actor": actor, "action": action, "model": mdl, "details": parsed,
                     "hash": digest})
     return out
+
+
+def row_count(conn: sqlite3.Connection) -> int:
+    """How many rows the audit trail holds."""
+    return conn.execute("SELECT count(*) FROM audit_log").fetchone()[0]
 
 
 def verify(conn: sqlite3.Connection) -> list[str]:

@@ -1,4 +1,5 @@
-"""Runs as the CLI and the TUI see them: listing with --where/--sort, one run in full, removal."""
+"""Runs as the CLI and the TUI see them: listing with --where/--sort, one run in full, removal, and the
+small reads commands need (full ids from prefixes, a run's status, Slurm job id, metric points)."""
 
 from __future__ import annotations
 
@@ -45,6 +46,11 @@ def list_runs(
     return RunList(total=len(ids), runs=runs)
 
 
+def check_where(text: str) -> None:
+    """Raise UsageError (one sentence on what is wrong) unless `text` is a --where filter list_runs takes."""
+    compile_where(text)
+
+
 def attach_details(conn: sqlite3.Connection, runs: list[dict]) -> None:
     ids = [r["id"] for r in runs]
     params = run_store.values_for(conn, "params", ids)
@@ -68,6 +74,56 @@ def get_run(conn: sqlite3.Connection, prefix: str) -> dict:
 
     run["data"] = inputs_of(conn, run_id)
     return run
+
+
+ACTIVE = run_store.ACTIVE  # the statuses of a run that has not ended (queued, running)
+
+
+def resolve_id(conn: sqlite3.Connection, prefix: str) -> str:
+    """The full id of the one run whose id starts with `prefix` (like git); NotFound or UsageError else."""
+    return run_store.resolve_id(conn, prefix)
+
+
+def unique_ids(conn: sqlite3.Connection, prefixes: list[str] | tuple[str, ...]) -> list[str]:
+    """The full ids of these prefixes, each once, in the order given (every prefix is checked first)."""
+    return list(dict.fromkeys(run_store.resolve_ids(conn, prefixes)))
+
+
+def runs_by_id(conn: sqlite3.Connection, run_ids: list[str], details: bool = False) -> list[dict]:
+    """Run rows in the order of `run_ids` (missing ids skipped); with `details` their params, tags and
+    metric summaries too."""
+    runs = run_store.get_runs(conn, run_ids)
+    if details:
+        attach_details(conn, runs)
+    return runs
+
+
+def run_status(conn: sqlite3.Connection, run_id: str) -> str | None:
+    """A run's status now, or None once it is gone from the store."""
+    row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+    return row[0] if row else None
+
+
+def job_id(conn: sqlite3.Connection, run_id: str) -> str | None:
+    """The Slurm job id of a run submitted to Slurm (None before submission, or for a local run)."""
+    row = conn.execute("SELECT job_id FROM runs WHERE id = ?", (run_id,)).fetchone()
+    return row[0] if row else None
+
+
+def active_launched(conn: sqlite3.Connection) -> list[str]:
+    """Ids of the runs mltui launched (they have a spec) that are still queued or running."""
+    return [r[0] for r in conn.execute(
+        "SELECT id FROM runs WHERE status IN ('running', 'queued') AND spec IS NOT NULL")]
+
+
+def metric_summary(conn: sqlite3.Connection, run_id: str) -> dict[str, dict]:
+    """One run's metrics: key -> last, min, max, last step and number of points."""
+    return metric_store.summaries(conn, [run_id])[run_id]
+
+
+def metric_points(conn: sqlite3.Connection, run_id: str, key: str):
+    """Every point of one metric of a run: (steps, values, times), three arrays in step order."""
+    return metric_store.read_series(conn, run_id, key)
 
 
 def remove_run(ws: Workspace, conn: sqlite3.Connection, prefix: str, force: bool = False) -> dict:

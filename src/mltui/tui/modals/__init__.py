@@ -1,1 +1,2 @@
-"""Dialogs over the main screen: confirm, prompt, save view, launch, add data."""
+"""Dialogs pushed over any screen (ModalScreen): confirm, prompt, save view, launch, add data. Panes
+and screens push them and act on what they dismiss with."""

@@ -1,4 +1,5 @@
-"""The dialog that records a dataset version from the TUI, hashing in a thread with a progress bar."""
+"""The dialog that records a dataset version from the TUI, hashing in a thread with a progress bar; the
+thread reports by messages (tui/messages.py: HashProgress, DataAdded, DataAddFailed)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Checkbox, Input, Label, ProgressBar, Static
 
 from mltui.core.workspace import Workspace
+from mltui.tui.messages import DataAddFailed, DataAdded, HashProgress
 
 SHOW_AFTER = 1.0  # seconds of hashing before the progress bar appears
 
@@ -80,35 +82,35 @@ class AddDataScreen(ModalScreen[str | None]):
         from pathlib import Path
 
         from mltui.core.data.versions import add
-        from mltui.core.reader import open_writer
+        from mltui.core.reader import with_writer
 
         started = time.monotonic()
 
         def progress(done: int, total: int) -> None:
             if time.monotonic() - started >= SHOW_AFTER:
-                self.app.call_from_thread(self._progress, done, total)
+                self.post_message(HashProgress(done, total))
 
         try:
             where = Path(path).expanduser()
             where = where if where.is_absolute() else self.ws.project_dir / where
-            conn = open_writer(self.ws)
-            try:
-                result = add(self.ws, conn, where, name, message, store=store, progress=progress)
-            finally:
-                conn.close()
+            result = with_writer(self.ws, lambda conn: add(self.ws, conn, where, name, message, store=store,
+                                                           progress=progress))
         except Exception as exc:  # a sentence in the dialog, never a crash
-            self.app.call_from_thread(self._failed, str(exc))
+            self.post_message(DataAddFailed(str(exc)))
             return
         v = result.version
         said = f"{v.label}: version {v.seq}" if result.created else f"{v.label}: unchanged (already version {v.seq})"
-        self.app.call_from_thread(self.dismiss, said)
+        self.post_message(DataAdded(said))
 
-    def _progress(self, done: int, total: int) -> None:
+    def on_hash_progress(self, message: HashProgress) -> None:
         bar = self.query_one("#data-add-progress", ProgressBar)
         bar.display = True
-        bar.update(total=max(1, total), progress=done)
+        bar.update(total=max(1, message.total), progress=message.done)
 
-    def _failed(self, message: str) -> None:
+    def on_data_added(self, message: DataAdded) -> None:
+        self.dismiss(message.said)
+
+    def on_data_add_failed(self, message: DataAddFailed) -> None:
         self.busy = False
         self.query_one("#data-add-progress").display = False
-        self._error(message)
+        self._error(message.error)

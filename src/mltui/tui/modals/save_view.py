@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import closing
-
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -12,8 +10,8 @@ from textual.widgets import Input, Label
 
 from mltui.base.errors import MltuiError
 from mltui.core.runs.views import View, save_view
+from mltui.core.reader import with_writer
 from mltui.core.workspace import Workspace
-from mltui.core.reader import open_writer
 
 
 class SaveViewScreen(ModalScreen[str | None]):
@@ -33,8 +31,7 @@ class SaveViewScreen(ModalScreen[str | None]):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         name = event.value.strip()
         try:
-            with closing(open_writer(self.ws)) as conn:
-                save_view(conn, name, self.view)
+            with_writer(self.ws, lambda conn: save_view(conn, name, self.view))
         except MltuiError as exc:
             self.notify(str(exc), severity="error", markup=False)
             return

@@ -7,20 +7,18 @@ from dataclasses import dataclass, field, replace
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Horizontal, Vertical
+from textual.containers import Grid, Horizontal
 from textual.widgets import Static
 
 from mltui.chart import buckets_for, draw, hex_to_rgb, palette
 from mltui.core.runs.compare import AXES, Comparison, clip_limits, compare, load_series
-from mltui.core.runs.listing import attach_details, list_runs
-from mltui.core.reader import StoreReader
+from mltui.core.runs.listing import list_runs, runs_by_id
 from mltui.base.text import safe
 from mltui.base.values import display
 from mltui.core.runs.views import View
 from mltui.core.workspace import Workspace
-from mltui.store.runs import get_runs
 from mltui.tui.cells import number, plain
-from mltui.tui.polling import Polling
+from mltui.tui.panes.base import Pane
 from mltui.tui.widgets.keyed_table import Column, KeyedTable
 
 SMOOTHING = (0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.99)
@@ -55,7 +53,7 @@ class CompareSnapshot:
     shown_metrics: list[str]
 
 
-class ComparePane(Vertical, Polling):
+class ComparePane(Pane):
     BINDINGS = [
         Binding("m", "next_metric(1)", "Metric", id="compare.next_metric"),
         Binding("M", "next_metric(-1)", "Prev metric", id="compare.prev_metric", show=False),
@@ -71,13 +69,11 @@ class ComparePane(Vertical, Polling):
     ]
     poll_group = "compare-poll"
     can_focus = True
+    empty_id, empty_text, body_ids = "compare-empty", EMPTY, ("charts", "compare-tables")
 
     def __init__(self, ws: Workspace, refresh_seconds: float = 1.0, directions: dict[str, str] | None = None,
                  **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.ws = ws
-        self.reader = StoreReader(ws)
-        self.poll_interval = refresh_seconds
+        super().__init__(ws, refresh_seconds, **kwargs)
         self.directions = directions or {}
         self.state = CompareState()
         self.snapshot: CompareSnapshot | None = None
@@ -86,18 +82,14 @@ class ComparePane(Vertical, Polling):
 
     def compose(self) -> ComposeResult:
         yield Static(id="compare-status")
-        yield Static(EMPTY, id="compare-empty")
+        yield self.empty_note()
         yield ChartGrid(*(Static(classes="chart") for _ in range(MULTIPLES)), id="charts")
         with Horizontal(id="compare-tables"):
             yield KeyedTable(id="compare-metrics")
             yield KeyedTable(id="compare-params")
 
-    def on_mount(self) -> None:
+    def on_mount(self) -> None:  # then Pane's: the first poll
         self._draw_all()  # the empty state says what to do, before anything is compared
-        self.poll_now(force=True)
-
-    def on_unmount(self) -> None:
-        self.reader.close()
 
     # -- what is compared ----------------------------------------------------------------------
     @property
@@ -108,11 +100,6 @@ class ComparePane(Vertical, Polling):
         self.state = CompareState(view=view, legend=self.state.legend)
         self.snapshot = None
         self.poll_now(force=True)
-
-    def _show_empty(self, empty: bool) -> None:
-        self.query_one("#compare-empty").display = empty
-        self.query_one("#charts").display = not empty
-        self.query_one("#compare-tables").display = not empty
 
     # -- polling -------------------------------------------------------------------------------
     def should_poll(self) -> bool:
@@ -132,14 +119,10 @@ class ComparePane(Vertical, Polling):
         self._chart_sizes = self._target_sizes()
         super().poll_now(force)
 
-    def collect(self, force: bool) -> CompareSnapshot | None:
-        if not self.reader.changed() and not force:
-            return None
-        conn = self.reader.conn
+    def read(self, conn) -> CompareSnapshot:
         view = self.state.view
         if view.runs:
-            runs = get_runs(conn, list(dict.fromkeys(view.runs)))  # a run listed twice is shown once
-            attach_details(conn, runs)
+            runs = runs_by_id(conn, list(dict.fromkeys(view.runs)), details=True)  # a run listed twice is shown once
         else:
             runs = list_runs(conn, where=view.where, limit=MAX_RUNS).runs
         if len(self._best_cache) > 10_000:
@@ -184,7 +167,7 @@ class ComparePane(Vertical, Polling):
 
     # -- drawing -------------------------------------------------------------------------------
     def _draw_all(self) -> None:
-        self._show_empty(not self.active)
+        self.show_empty(not self.active)
         self._update_status()
         snap = self.snapshot
         if snap is None or not self.active:

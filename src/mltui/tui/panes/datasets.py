@@ -1,14 +1,14 @@
 """The Datasets pane: datasets and their versions on the left; on the right a version's files, profile
 or the runs that used it, or the diff and drift between a marked version and the highlighted one.
 
-The lists are polled like the other panes. What a key asks for (a profile, a drift) is computed in
-a thread worker with its own connection, with a progress bar while it runs; only the latest request
-is shown.
+The lists are polled like the other panes (panes/base.py). What a key asks for (a profile, a drift) is
+computed in a thread worker with its own read-only connection, with a progress bar while it runs; the
+worker posts its answer as a typed message (tui/messages.py: FilesLoaded, DiffLoaded, ...), each with
+its own handler, and only the answer to the latest request is shown.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -19,10 +19,11 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, ProgressBar, Static
 
 from mltui.core.data.profile import column_summary, drift_note, schema_note, short
-from mltui.core.reader import StoreReader
 from mltui.base.text import age, safe, size
 from mltui.core.workspace import Workspace
-from mltui.tui.polling import Polling
+from mltui.tui.messages import (DetailFailed, DetailLoaded, DetailProgress, DiffLoaded, DriftLoaded, FilesLoaded,
+                                ProfileLoaded, UsersLoaded)
+from mltui.tui.panes.base import Pane
 from mltui.tui.widgets.keyed_table import Column, KeyedTable
 
 EMPTY = ("No datasets yet. Press a to record one, or from a shell:\n\n  mltui data add PATH --name NAME --store\n\n"
@@ -41,7 +42,7 @@ def _t(value: object, style: str = "") -> Text:
     return Text(safe(value), style=style)
 
 
-class DatasetsPane(Vertical, Polling):
+class DatasetsPane(Pane):
     BINDINGS = [
         Binding("f", "show('files')", "Files", id="data.files"),
         Binding("p", "show('profile')", "Profile", id="data.profile"),
@@ -54,12 +55,11 @@ class DatasetsPane(Vertical, Polling):
     ]
     poll_group = "data-poll"
     can_focus = True  # holds the focus (and so its keys) while there is no table to focus yet
+    empty_id, empty_text, body_ids = "data-empty", EMPTY, ("data-body",)
+    focus_id = "data-versions"  # the pane passes the focus on to its versions table
 
     def __init__(self, ws: Workspace, refresh_seconds: float = 1.0, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.ws = ws
-        self.reader = StoreReader(ws)
-        self.poll_interval = refresh_seconds
+        super().__init__(ws, refresh_seconds, **kwargs)
         self.dataset: str | None = None  # highlighted dataset
         self.lists: Lists | None = None
         self.marked = None  # a Version, for diff and drift
@@ -67,7 +67,7 @@ class DatasetsPane(Vertical, Polling):
         self.shown: tuple | None = None  # (mode, version id, marked id) of what the right side shows
 
     def compose(self) -> ComposeResult:
-        yield Static(id="data-empty")
+        yield self.empty_note()
         with Horizontal(id="data-body"):
             with Vertical(id="data-left"):
                 yield KeyedTable(id="data-sets")
@@ -78,47 +78,28 @@ class DatasetsPane(Vertical, Polling):
                 yield Static(id="data-chart")
                 yield KeyedTable(id="data-detail")  # cursor by row, zebra stripes
 
-    def on_mount(self) -> None:
+    def on_mount(self) -> None:  # then Pane's: the first poll
         self.query_one("#data-progress").display = False
         self.query_one("#data-chart").display = False
-        self.query_one("#data-empty").display = False
-        self.poll_now(force=True)
 
-    def on_unmount(self) -> None:
-        self.reader.close()
-
-    def on_focus(self) -> None:
-        if self.query_one("#data-body").display:
-            self.app.set_focus(self.query_one("#data-versions"))
-
-    # -- polling the lists ------------------------------------------------------------------------
-    def should_poll(self) -> bool:
-        return self.shown_in_tab()
-
-    def collect(self, force: bool) -> Lists | None:
+    # -- polling the lists (Pane: reader, refresh, empty state) -----------------------------------
+    def read(self, conn) -> Lists:
         from mltui.core.data.versions import list_datasets, versions
 
-        if not self.reader.changed() and not force:
-            return None
-        conn = self.reader.conn
-        try:
-            found = list_datasets(conn)
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                return Lists([], [])  # a store from before datasets, opened read-only
-            raise
+        found = list_datasets(conn)
         names = [d["name"] for d in found]
         name = self.dataset if self.dataset in names else (names[0] if names else None)
         return Lists(found, versions(conn, name) if name else [])
+
+    def before_tables(self, exc) -> Lists:
+        return Lists([], [])  # a store from before datasets, opened read-only
 
     def apply(self, lists: Lists | None) -> None:
         if lists is None:
             return
         self.lists = lists
         empty = not lists.datasets
-        self.query_one("#data-empty", Static).update(EMPTY)
-        self.query_one("#data-empty").display = empty
-        self.query_one("#data-body").display = not empty
+        self.show_empty(empty)
         if empty:
             return
         sets = self.query_one("#data-sets", KeyedTable)
@@ -224,70 +205,88 @@ class DatasetsPane(Vertical, Polling):
         if fraction is not None:
             bar.update(total=max(1, fraction[1]), progress=fraction[0])
 
-    # -- loading the right side (thread worker, own connection) ---------------------------------
+    # -- loading the right side (thread worker, own connection, answers as messages) ---------------
     @work(thread=True, exclusive=True, group="data-detail", exit_on_error=False)
     def _load(self, mode: str, version, marked) -> None:
-        from mltui.core.reader import open_readonly
+        from mltui.core.reader import with_readonly
 
         key = (mode, version.id, marked.id if marked else None)
 
         def step(done: int, total: int) -> None:
-            self.app.call_from_thread(self._step, key, done, total)
+            self.post_message(DetailProgress(key, done, total))
 
         try:
-            conn = open_readonly(self.ws)
-        except Exception as exc:
-            self.app.call_from_thread(self._loaded, key, ("error", str(exc)))
-            return
-        try:
-            result = self._compute(conn, mode, version, marked, step)
+            answer = with_readonly(self.ws, lambda conn: self._compute(conn, key, version, marked, step))
         except Exception as exc:  # one sentence in the pane, never a crash
-            result = ("error", str(exc))
-        finally:
-            conn.close()
-        self.app.call_from_thread(self._loaded, key, result)
+            answer = DetailFailed(key, str(exc))
+        self.post_message(answer)
 
-    def _compute(self, conn, mode: str, version, marked, step):
+    def _compute(self, conn, key: tuple, version, marked, step) -> DetailLoaded:
         from mltui.core.data import tables as data_tables
         from mltui.core.data.ops import diff
         from mltui.core.data.versions import files
         from mltui.core.data.lineage import runs_using
 
+        mode = key[0]
         if mode == "files":
-            return ("files", files(conn, version.id))
+            return FilesLoaded(key, files(conn, version.id))
         if mode == "runs":
-            return ("runs", runs_using(conn, version.dataset, version.id))
+            return UsersLoaded(key, runs_using(conn, version.dataset, version.id))
         if mode == "diff":
-            return ("diff", diff(conn, marked, version))
+            return DiffLoaded(key, diff(conn, marked, version))
         if mode == "profile":
             found = data_tables.tables(conn, version)
             if not found:
-                return ("error", f"{version.label} holds no CSV, TSV, Parquet or JSON lines file to profile.")
-            return ("profile", [data_tables.profile_of(self.ws, conn, version, e, step) for e in found[:4]])
-        return ("drift", data_tables.drift_of(self.ws, conn, marked, version, None, step))
+                return DetailFailed(key, f"{version.label} holds no CSV, TSV, Parquet or JSON lines file to profile.")
+            return ProfileLoaded(key, [data_tables.profile_of(self.ws, conn, version, e, step) for e in found[:4]])
+        return DriftLoaded(key, data_tables.drift_of(self.ws, conn, marked, version, None, step))
 
-    def _step(self, key: tuple, done: int, total: int) -> None:
-        if key == self.shown:
-            self._progress((done, total))
+    def on_detail_progress(self, message: DetailProgress) -> None:
+        if message.key == self.shown:
+            self._progress((message.done, message.total))
 
-    def _loaded(self, key: tuple, result: tuple) -> None:
-        if key != self.shown or not self.is_attached:
-            return  # the user has moved on
+    def _answer(self, message: DetailLoaded) -> Static | None:
+        """The chart line, reset, with the detail table emptied for `message`'s answer; None when the user
+        has moved on since it was asked for."""
+        if message.key != self.shown or not self.is_attached:
+            return None
         self._progress(None)
-        kind, data = result
         chart = self.query_one("#data-chart", Static)
         chart.display = False
+        self.query_one("#data-detail", DataTable).clear(columns=True)  # a new answer, not a tick: refilled whole
+        return chart
+
+    def _fill(self, columns: list[Column], rows: list[tuple]) -> None:
         table = self.query_one("#data-detail", DataTable)
-        table.clear(columns=True)  # a new answer, not a tick: refilled whole
-        if kind == "error":
-            chart.display = True
-            chart.update(Text(safe(data), style=self.app.theme_variables.get("error", "red")))
-            return
-        columns, rows = getattr(self, f"_rows_{kind}")(data, chart)
         for col in columns:
             table.add_column(col.label, key=col.key)
         for key, cells in rows:
             table.add_row(*cells, key=key)
+
+    def on_detail_failed(self, message: DetailFailed) -> None:
+        if (chart := self._answer(message)) is not None:
+            chart.display = True
+            chart.update(Text(safe(message.error), style=self.app.theme_variables.get("error", "red")))
+
+    def on_files_loaded(self, message: FilesLoaded) -> None:
+        if (chart := self._answer(message)) is not None:
+            self._fill(*self._rows_files(message.entries, chart))
+
+    def on_users_loaded(self, message: UsersLoaded) -> None:
+        if (chart := self._answer(message)) is not None:
+            self._fill(*self._rows_runs(message.runs, chart))
+
+    def on_diff_loaded(self, message: DiffLoaded) -> None:
+        if (chart := self._answer(message)) is not None:
+            self._fill(*self._rows_diff(message.diff, chart))
+
+    def on_profile_loaded(self, message: ProfileLoaded) -> None:
+        if (chart := self._answer(message)) is not None:
+            self._fill(*self._rows_profile(message.profiles, chart))
+
+    def on_drift_loaded(self, message: DriftLoaded) -> None:
+        if (chart := self._answer(message)) is not None:
+            self._fill(*self._rows_drift(message.results, chart))
 
     # -- tables for each mode -------------------------------------------------------------------
     def _rows_files(self, entries, chart):

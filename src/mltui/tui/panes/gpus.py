@@ -1,9 +1,10 @@
 """The GPUs pane: one line per GPU (utilisation and memory bars, temperature, power, history), then every
-GPU process with the mltui run that owns it. Polled in a thread worker, never overlapping, only while shown."""
+GPU process with the mltui run that owns it. Polled in a thread worker, never overlapping, only while shown
+(panes/base.py); it reads the GPUs, not the store. A GPU is flagged idle by core/gpu/waste.py's rule, the
+one `mltui gpu` applies too."""
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -11,19 +12,17 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
 from mltui.core.gpu.sources import GpuState, open_gpus
+from mltui.core.gpu.waste import IdleWatch, held_gb
 from mltui.base.text import safe
 from mltui.core.workspace import Workspace
-from mltui.tui.polling import Polling
+from mltui.tui.cells import spark_percent
+from mltui.tui.panes.base import Pane
 from mltui.tui.widgets.keyed_table import Column, KeyedTable
 
 HISTORY = 120  # samples of utilisation kept per GPU for the sparkline
-SPARK = "▁▂▃▄▅▆▇█"
-IDLE_UTIL = 5.0  # % below which a GPU holding memory counts as idle (its processes are flagged after
-# gpu.idle_seconds of it, as in the waste report of `mltui gpu`)
 
 
 @dataclass
@@ -52,28 +51,21 @@ def bar(fraction: float | None, width: int, colour: str) -> Text:
     return Text.assemble(("█" * full, colour), ("░" * (width - full), "dim"))
 
 
-def spark(values: list[float], width: int) -> str:
-    values = values[-width:]
-    return "".join(SPARK[min(7, int(v / 100 * 8))] if v is not None else " " for v in values)
-
-
-class GpuPane(Vertical, Polling):
+class GpuPane(Pane):
     BINDINGS = [
         Binding("enter", "open_run", "Open run", id="gpu.open"),
         Binding("k", "kill_run", "Kill run", id="gpu.kill"),
         Binding("ctrl+r", "refresh", "Refresh", id="gpu.refresh", show=False),
     ]
     poll_group = "gpu-poll"
+    reads_store = False  # it polls the GPUs; core/gpu finds the run that owns each process
 
-    def __init__(self, ws: Workspace, poll_seconds: float = 1.0, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.ws = ws
-        self.poll_interval = poll_seconds
+    def __init__(self, ws: Workspace, refresh_seconds: float = 1.0, **kwargs) -> None:
+        super().__init__(ws, refresh_seconds, **kwargs)
         self.source = None
         self.snapshot: GpuSnapshot | None = None
         self.history: dict[int, deque] = {}
-        self.idle_since: dict[int, float] = {}
-        self.idle_after = ws.config().gpu_idle_seconds
+        self.idle = IdleWatch(ws.config().gpu_idle_seconds)  # by GPU index
 
     def compose(self) -> ComposeResult:
         yield Static(id="gpu-error")
@@ -81,12 +73,8 @@ class GpuPane(Vertical, Polling):
         yield Static(id="gpu-procs-title")
         yield KeyedTable(id="gpu-procs", cursor_type="row")
 
-    def on_mount(self) -> None:
+    def on_mount(self) -> None:  # then Pane's: the first poll
         self.query_one("#gpu-error").display = False
-        self.poll_now(force=True)
-
-    def should_poll(self) -> bool:
-        return self.shown_in_tab()
 
     # -- polling (collect runs in a thread) -----------------------------------------------------
     def collect(self, force: bool) -> GpuSnapshot:
@@ -107,18 +95,10 @@ class GpuPane(Vertical, Polling):
         now = snapshot.state.taken
         for gpu in snapshot.state.gpus:
             self.history.setdefault(gpu.index, deque(maxlen=HISTORY)).append(gpu.util)
-            holding = gpu.processes and gpu.mem_used > 0
-            if holding and gpu.util is not None and gpu.util < IDLE_UTIL:
-                self.idle_since.setdefault(gpu.index, now)
-            else:
-                self.idle_since.pop(gpu.index, None)
+            self.idle.see(gpu.index, gpu.util, held_gb(gpu), now)
         self.render_snapshot()
 
     # -- drawing ----------------------------------------------------------------------------------
-    def idle_for(self, index: int) -> float:
-        since = self.idle_since.get(index)
-        return 0.0 if since is None else time.time() - since
-
     def render_snapshot(self) -> None:
         snap = self.snapshot
         if snap is None:
@@ -155,10 +135,10 @@ class GpuPane(Vertical, Polling):
             out.append(f" {gpu.mem_used / 2**30:4.0f}/{gpu.mem_total / 2**30:.0f}G ")
             out.append_text(self._temp(gpu.temperature))
             out.append_text(self._power(gpu.power, gpu.power_limit))
-            if self.idle_for(gpu.index) >= self.idle_after:
+            if self.idle.flagged(gpu.index):
                 out.append(" idle", style=colours.get("status-killed", "yellow"))
             if wide:
-                out.append("  " + spark(list(self.history.get(gpu.index, [])), max(0, width - 52 - 3 * bar_w - 12)),
+                out.append("  " + spark_percent(list(self.history.get(gpu.index, [])), max(0, width - 52 - 3 * bar_w - 12)),
                            style=colours.get("spark-high", ""))
         return out
 
@@ -190,7 +170,7 @@ class GpuPane(Vertical, Polling):
                 mem = "-" if proc.used_memory is None else f"{proc.used_memory / 2**30:.1f}G"
                 name = Text(safe(run["name"])) if run else Text("(no run)", style="dim")
                 idle = Text("idle", style=self.app.theme_variables.get("status-killed", "yellow")) \
-                    if self.idle_for(gpu.index) >= self.idle_after else Text("")
+                    if self.idle.flagged(gpu.index) else Text("")
                 rows.append((f"{gpu.index}:{proc.pid}", [Text(str(gpu.index)), Text(str(proc.pid)), Text(mem),
                                                           name, Text(safe(snap.users.get(proc.pid, "-"))), idle]))
         table.sync(columns, rows, order_column="pid")
@@ -219,9 +199,6 @@ class GpuPane(Vertical, Polling):
         run_id = self._run_or_say()
         if run_id:
             self.app.kill_run_by_id(run_id)  # type: ignore[attr-defined]
-
-    def action_refresh(self) -> None:
-        self.poll_now(force=True)
 
     @on(DataTable.RowSelected, "#gpu-procs")
     def _selected(self, event: DataTable.RowSelected) -> None:

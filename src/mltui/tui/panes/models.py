@@ -4,7 +4,6 @@ for review (enter)."""
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -14,11 +13,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static
 
-from mltui.core.reader import StoreReader
 from mltui.base.text import age, safe, size
 from mltui.core.workspace import Workspace
-from mltui.tui.polling import Polling
+from mltui.tui.messages import CheckpointFailed, CheckpointInspected
 from mltui.tui.modals.prompt import Field, PromptScreen
+from mltui.tui.panes.base import Pane
 from mltui.tui.widgets.keyed_table import Column, KeyedTable
 
 EMPTY = ("No models yet. Press R to register a run's artifact (artifacts/model.pt) as a model version, or "
@@ -34,7 +33,7 @@ class ModelsSnapshot:
     requests: list[dict]
 
 
-class ModelsPane(Vertical, Polling):
+class ModelsPane(Pane):
     BINDINGS = [
         Binding("p", "promote", "Promote", id="models.promote"),
         Binding("R", "register", "Register", id="models.register"),
@@ -45,17 +44,16 @@ class ModelsPane(Vertical, Polling):
     ]
     poll_group = "models-poll"
     can_focus = True
+    empty_id, empty_text, body_ids = "models-empty", EMPTY, ("models-body",)
+    focus_id = "model-versions"  # the pane passes the focus on to its versions table
 
     def __init__(self, ws: Workspace, refresh_seconds: float = 1.0, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.ws = ws
-        self.reader = StoreReader(ws)
-        self.poll_interval = refresh_seconds
+        super().__init__(ws, refresh_seconds, **kwargs)
         self.model: str | None = None
         self.snapshot: ModelsSnapshot | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(id="models-empty")
+        yield self.empty_note()
         with Horizontal(id="models-body"):
             with Vertical(id="models-left"):
                 yield KeyedTable(id="models-list")
@@ -65,46 +63,25 @@ class ModelsPane(Vertical, Polling):
                 yield KeyedTable(id="model-requests")
                 yield Static(id="models-info")
 
-    def on_mount(self) -> None:
-        self.query_one("#models-empty").display = False
-        self.poll_now(force=True)
-
-    def on_unmount(self) -> None:
-        self.reader.close()
-
-    def on_focus(self) -> None:
-        if self.query_one("#models-body").display:
-            self.app.set_focus(self.query_one("#model-versions"))
-
-    # -- polling --------------------------------------------------------------------------------
-    def should_poll(self) -> bool:
-        return self.shown_in_tab()
-
-    def collect(self, force: bool) -> ModelsSnapshot | None:
+    # -- polling (Pane: reader, refresh, empty state) -----------------------------------------------
+    def read(self, conn) -> ModelsSnapshot:
         from mltui.core.models.promotion import list_requests
         from mltui.core.models.registry import list_models, versions
 
-        if not self.reader.changed() and not force:
-            return None
-        conn = self.reader.conn
-        try:
-            models = list_models(conn)
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                return ModelsSnapshot([], [], [])
-            raise
+        models = list_models(conn)
         names = [m["name"] for m in models]
         name = self.model if self.model in names else (names[0] if names else None)
         return ModelsSnapshot(models, versions(conn, name) if name else [], list_requests(conn))
+
+    def before_tables(self, exc) -> ModelsSnapshot:
+        return ModelsSnapshot([], [], [])  # a store from before models, opened read-only
 
     def apply(self, snap: ModelsSnapshot | None) -> None:
         if snap is None:
             return
         self.snapshot = snap
         empty = not snap.models and not snap.requests
-        self.query_one("#models-empty", Static).update(Text(EMPTY))
-        self.query_one("#models-empty").display = empty
-        self.query_one("#models-body").display = not empty
+        self.show_empty(empty)
         if empty:
             return
         theme = self.app.theme_variables
@@ -162,7 +139,7 @@ class ModelsPane(Vertical, Polling):
     # -- actions --------------------------------------------------------------------------------
     def _write(self, do, done: str | None = None) -> bool:
         """Run `do(ws, conn)`; a failure is a notice, never a crash."""
-        from mltui.tui.store_write import FAILED, write
+        from mltui.tui.writes import FAILED, write
 
         result = write(self, self.ws, do)
         if result is FAILED:
@@ -256,18 +233,22 @@ class ModelsPane(Vertical, Polling):
         try:
             info = inspect(cache_of(self.ws).path(v.sha256), shown_name=v.path)
         except MltuiError as exc:
-            self.app.call_from_thread(self._show_info, Text(f"{v.label}: {exc}"))
+            self.post_message(CheckpointFailed(v, str(exc)))
             return
+        self.post_message(CheckpointInspected(v, info))
+
+    def on_checkpoint_failed(self, message: CheckpointFailed) -> None:
+        self._show_info(Text(f"{message.version.label}: {message.error}"))
+
+    def on_checkpoint_inspected(self, message: CheckpointInspected) -> None:
+        v, info = message.version, message.info
         lines = Text(f"{v.label} ({v.path}): {info['format']}, {size(info['size'])}, "
                      f"{info['parameters']:,} parameters in {len(info['tensors'])} tensors\n", style="bold")
         for t in info["tensors"][:12]:
             lines.append(f"  {safe(t['name'])}  {'x'.join(map(str, t['shape'])) or 'scalar'}  {t['dtype']}\n")
         if len(info["tensors"]) > 12:
             lines.append(f"  … {len(info['tensors']) - 12} more (mltui models inspect {v.label})", style="dim")
-        self.app.call_from_thread(self._show_info, lines)
+        self._show_info(lines)
 
     def _show_info(self, text: Text) -> None:
         self.query_one("#models-info", Static).update(text)
-
-    def action_refresh(self) -> None:
-        self.poll_now(force=True)

@@ -9,15 +9,13 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, Static
 
 from mltui.base.errors import MltuiError
-from mltui.core.runs.listing import RunList, list_runs, pick_columns
-from mltui.core.reader import StoreReader
+from mltui.core.runs.listing import RunList, check_where, list_runs, pick_columns
 from mltui.core.workspace import Workspace
-from mltui.store.where import compile_where
-from mltui.tui.polling import Polling
+from mltui.tui.panes.base import Pane
 from mltui.tui.widgets.run_preview import RunPreview
 from mltui.tui.widgets.runs_table import RunsTable, columns_for
 
@@ -35,7 +33,7 @@ class RunsSnapshot:
     taken: float
 
 
-class RunsPane(Vertical, Polling):
+class RunsPane(Pane):
     BINDINGS = [
         Binding("slash", "focus_filter", "Filter", id="runs.filter"),
         Binding("s", "cycle_sort", "Sort", id="runs.sort"),
@@ -52,10 +50,7 @@ class RunsPane(Vertical, Polling):
     poll_group = "runs-poll"
 
     def __init__(self, ws: Workspace, refresh_seconds: float = 1.0, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.ws = ws
-        self.reader = StoreReader(ws)
-        self.poll_interval = refresh_seconds
+        super().__init__(ws, refresh_seconds, **kwargs)
         self.where: str | None = None
         self.sort: tuple[str, str] = SORTS[0]  # (--sort spec, label); kept even when a filter hides its metric
         self.snapshot: RunsSnapshot | None = None
@@ -71,15 +66,11 @@ class RunsPane(Vertical, Polling):
             yield RunsTable(id="runs-table")
             yield RunPreview(id="run-preview")
 
-    def on_mount(self) -> None:
+    def on_mount(self) -> None:  # then Pane's: the first poll
         self.query_one("#filter-error").display = False
         self.query_one(RunsTable).focus()
-        self.poll_now(force=True)
 
-    def on_unmount(self) -> None:
-        self.reader.close()
-
-    # -- polling -------------------------------------------------------------------------
+    # -- polling (Pane: reader, refresh) ---------------------------------------------------
     def should_poll(self) -> bool:
         return self.is_attached and self.screen is self.app.screen and self.display
 
@@ -89,10 +80,10 @@ class RunsPane(Vertical, Polling):
 
             self._reaped = time.time()
             reap_lost(self.ws, self.reader.conn)  # marks dead runs lost; the change shows below
-        if not self.reader.changed() and not force:
-            return None
-        result = list_runs(self.reader.conn, where=self.where, sort=self.sort[0], limit=MAX_ROWS)
-        return RunsSnapshot(result, time.time())
+        return super().collect(force)
+
+    def read(self, conn) -> RunsSnapshot:
+        return RunsSnapshot(list_runs(conn, where=self.where, sort=self.sort[0], limit=MAX_ROWS), time.time())
 
     def apply(self, snapshot: RunsSnapshot | None) -> None:
         if snapshot is not None:
@@ -180,7 +171,7 @@ class RunsPane(Vertical, Polling):
         text = text.strip()
         if text:
             try:
-                compile_where(text)
+                check_where(text)
             except MltuiError as exc:
                 error.update(Text(str(exc), style=self.app.theme_variables.get("error", "red")))
                 error.display = True
@@ -253,9 +244,6 @@ class RunsPane(Vertical, Polling):
             return
         view = View(where=self.where) if self.where else View(runs=[r["id"] for r in self.snapshot.result.runs])
         self.app.compare_view(view)  # type: ignore[attr-defined]
-
-    def action_refresh(self) -> None:
-        self.poll_now(force=True)
 
     def highlight(self, run_id: str) -> None:
         """Put the cursor on `run_id` as soon as the table shows it."""

@@ -1,6 +1,15 @@
-"""The main screen: one tab per concern, reached by single keys."""
+"""The main screen: one tab per concern, reached by single keys.
+
+The app's first screen (screens/); the run detail, the log and a review are pushed over it, and the
+dialogs of modals/ over any of them. Its tabs hold the five panes of panes/, one per key, described
+by one table (TABS): how each pane is built, where the focus goes when it is shown, whether showing
+it polls it at once.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -9,20 +18,46 @@ from textual.widgets import Footer, TabbedContent, TabPane
 
 from mltui.core.workspace import Workspace
 from mltui.core.runs.views import View
+from mltui.tui.panes.base import Pane
 from mltui.tui.panes.compare import ComparePane
 from mltui.tui.panes.datasets import DatasetsPane
 from mltui.tui.panes.gpus import GpuPane
 from mltui.tui.panes.models import ModelsPane
 from mltui.tui.panes.runs import RunsPane
 
-PANES = [
-    # id, title, key, and a placeholder text for a pane still to come (none now)
-    ("runs", "Runs", "1", None),
-    ("compare", "Compare", "2", None),
-    ("datasets", "Datasets", "3", None),
-    ("gpus", "GPUs", "4", None),
-    ("models", "Models", "5", None),
-]
+
+@dataclass(frozen=True)
+class Tab:
+    """One pane of the main screen, and what an explicit switch to it does."""
+
+    id: str  # the tab's id, as action_show_pane takes it
+    title: str
+    key: str
+    make: Callable[[MainScreen], Pane]  # builds the pane (its widget id is `widget`)
+    widget: str
+    focus: str  # the selector of what gets the focus on a switch
+    focus_when_drawn: bool  # focus once the pane is drawn, and only if it is still shown (see _focus_in);
+    # else at once, by Widget.focus (next turn: before a focus that follows, the runs filter's)
+    polls: bool  # a switch polls it at once, and again once its tab is drawn (it polls only while shown)
+
+
+TABS: tuple[Tab, ...] = (
+    Tab("runs", "Runs", "1", lambda s: RunsPane(s.ws, s.refresh_seconds, id="runs-pane"), "runs-pane",
+        "#runs-table", focus_when_drawn=False, polls=False),  # polled whenever the main screen is shown
+    Tab("compare", "Compare", "2",
+        lambda s: ComparePane(s.ws, s.refresh_seconds, s.directions, id="compare-pane"), "compare-pane",
+        "#compare-pane", focus_when_drawn=False, polls=True),
+    Tab("datasets", "Datasets", "3", lambda s: DatasetsPane(s.ws, s.refresh_seconds, id="datasets-pane"),
+        "datasets-pane", "#datasets-pane", focus_when_drawn=True, polls=True),  # it passes the focus on to its versions table
+    Tab("gpus", "GPUs", "4", lambda s: GpuPane(s.ws, s.refresh_seconds, id="gpu-pane"), "gpu-pane",
+        "#gpu-procs", focus_when_drawn=True, polls=True),
+    Tab("models", "Models", "5", lambda s: ModelsPane(s.ws, s.refresh_seconds, id="models-pane"), "models-pane",
+        "#models-pane", focus_when_drawn=True, polls=True),  # it passes the focus on to its versions table
+)
+TAB = {tab.id: tab for tab in TABS}
+# (id, title, key, placeholder) per pane, as the command palette and older callers read them; the
+# placeholder was the text of a pane still to come, and every pane is built now
+PANES = [(tab.id, tab.title, tab.key, None) for tab in TABS]
 
 
 class Panes(TabbedContent):
@@ -33,12 +68,13 @@ class Panes(TabbedContent):
 
     def _on_tab_pane_focused(self, event: TabPane.Focused) -> None:
         event.stop()
+        event.prevent_default()  # else TabbedContent's own handler still runs (Textual calls each class's)
 
 
 class MainScreen(Screen):
     BINDINGS = [
-        Binding(key, f"show_pane('{pane}')", title, id=f"app.pane.{pane}", show=False)  # the tabs show the keys
-        for pane, title, key, _ in PANES
+        Binding(tab.key, f"show_pane('{tab.id}')", tab.title, id=f"app.pane.{tab.id}", show=False)  # the tabs show the keys
+        for tab in TABS
     ]
 
     def __init__(self, ws: Workspace, refresh_seconds: float = 1.0, directions: dict[str, str] | None = None) -> None:
@@ -49,18 +85,9 @@ class MainScreen(Screen):
 
     def compose(self) -> ComposeResult:
         with Panes(initial="runs", id="panes"):
-            for pane, title, key, text in PANES:
-                with TabPane(f"{key} {title}", id=pane):
-                    if pane == "runs":
-                        yield RunsPane(self.ws, self.refresh_seconds, id="runs-pane")
-                    elif pane == "compare":
-                        yield ComparePane(self.ws, self.refresh_seconds, self.directions, id="compare-pane")
-                    elif pane == "datasets":
-                        yield DatasetsPane(self.ws, self.refresh_seconds, id="datasets-pane")
-                    elif pane == "gpus":
-                        yield GpuPane(self.ws, self.refresh_seconds, id="gpu-pane")
-                    elif pane == "models":
-                        yield ModelsPane(self.ws, self.refresh_seconds, id="models-pane")
+            for tab in TABS:
+                with TabPane(f"{tab.key} {tab.title}", id=tab.id):
+                    yield tab.make(self)
         yield Footer()
 
     def on_resize(self) -> None:
@@ -68,24 +95,17 @@ class MainScreen(Screen):
         self.query_one(Footer).compact = self.size.width < 120
 
     def action_show_pane(self, pane: str) -> None:
+        tab = TAB[pane]
         self.query_one(TabbedContent).active = pane
         # every focus lands after this switch, in the order of the switches, so the last one wins: runs
         # and compare by Widget.focus (next turn: before a focus that follows, the filter's), the others
         # once their pane is drawn and only if it is still shown
-        if pane == "runs":
-            self.query_one("#runs-table").focus()
-        elif pane == "compare":
-            self.compare_pane.focus()
-            self.compare_pane.poll_now(force=True)
-        elif pane == "datasets":
-            self._focus_in("datasets", "#datasets-pane")  # it passes the focus on to its versions table
-            self.query_one(DatasetsPane).poll_now(force=True)
-        elif pane == "gpus":
-            self._focus_in("gpus", "#gpu-procs")
-            self.query_one(GpuPane).poll_now(force=True)
-        elif pane == "models":
-            self._focus_in("models", "#models-pane")  # it passes the focus on to its versions table
-            self.query_one(ModelsPane).poll_now(force=True)
+        if tab.focus_when_drawn:
+            self._focus_in(pane, tab.focus)
+        else:
+            self.query_one(tab.focus).focus()
+        if tab.polls:
+            self.pane(pane).poll_now(force=True)
 
     def compare(self, view: View) -> None:
         """Show `view` in the Compare pane."""
@@ -98,14 +118,10 @@ class MainScreen(Screen):
             self.compare_pane.poll_now(force=True)
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        if event.pane.id == "compare":
-            self.compare_pane.call_after_refresh(self.compare_pane.poll_now, True)
-        elif event.pane.id == "gpus":
-            pane = self.query_one(GpuPane)
+        tab = TAB.get(event.pane.id or "")
+        if tab is not None and tab.polls:
+            pane = self.pane(tab.id)
             pane.call_after_refresh(pane.poll_now, True)
-        elif event.pane.id in ("datasets", "models"):
-            polled = self.query_one(DatasetsPane if event.pane.id == "datasets" else ModelsPane)
-            polled.call_after_refresh(polled.poll_now, True)
 
     def _focus_in(self, pane: str, selector: str) -> None:
         """Focus a widget of a tab once it is shown, and only if it still is (see action_show_pane)."""
@@ -118,6 +134,10 @@ class MainScreen(Screen):
                 self.app.set_focus(widget)
 
         self.call_after_refresh(focus)
+
+    def pane(self, tab: str) -> Pane:
+        """The pane in the tab `tab` (an id of TABS)."""
+        return self.query_one(f"#{TAB[tab].widget}", Pane)
 
     @property
     def compare_pane(self) -> ComparePane:

@@ -1,76 +1,34 @@
 """Reviewing a promotion request: the candidate beside the version in production (metrics, param
-diff, dataset versions, gate results, metric curves), and a to approve, r to reject, c to comment."""
+diff, dataset versions, gate results, metric curves), and a to approve, r to reject, c to comment.
+
+A screen pushed over the main screen (screens/, beside the run detail and the log). What it shows is
+read by core/models/review.py in a thread worker, never on the UI thread, and drawn when the worker's
+ReviewLoaded (tui/messages.py) arrives.
+"""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
+from textual.worker import get_current_worker
 
 from mltui.base.text import safe, size
 from mltui.base.values import display
+from mltui.core.models.review import Side
 from mltui.core.workspace import Workspace
+from mltui.tui.cells import spark_between
+from mltui.tui.messages import ReviewFailed, ReviewLoaded
 from mltui.tui.modals.prompt import Field, PromptScreen
 
-SPARK = "▁▂▃▄▅▆▇█"
 CURVE_POINTS = 40
 MAX_METRICS = 12
-
-
-@dataclass
-class Side:
-    version: object  # ModelVersion or None
-    metrics: dict[str, float]
-    params: dict
-    data: dict[str, str]  # what its eval was run on
-    curves: dict[str, list[float]]
-    commit: str = "-"
-    train_data: str = "-"  # the dataset versions its training run used
-
-
-def _side(conn, mv) -> Side:
-    from mltui.core.runs.compare import read_arrays
-    from mltui.core.models.promotion import eval_data, eval_runs
-    from mltui.store.runs import values_for
-    from mltui.tui.widgets.metric_spark import downsample
-
-    if mv is None:
-        return Side(None, {}, {}, {}, {})
-    runs = [r["id"] for r in eval_runs(conn, mv)] + ([mv.run_id] if mv.run_id else [])
-    metrics: dict[str, float] = {}
-    for run_id in reversed(runs):  # the newest eval run's value wins over the training run's
-        for key, last in conn.execute("SELECT key, last FROM metric_summary WHERE run_id = ?", (run_id,)):
-            metrics[key] = last
-    params = values_for(conn, "params", [mv.run_id])[mv.run_id] if mv.run_id else {}
-    curves = {}
-    if mv.run_id:
-        for (key,) in conn.execute("SELECT key FROM metric_summary WHERE run_id = ? ORDER BY key LIMIT ?",
-                                   (mv.run_id, MAX_METRICS)):
-            _, values, _ = read_arrays(conn, mv.run_id, key, with_times=False)
-            curves[key] = downsample(values, CURVE_POINTS)
-    commit, train = "-", "-"
-    if mv.run_id:
-        row = conn.execute("SELECT git_commit, git_dirty FROM runs WHERE id = ?", (mv.run_id,)).fetchone()
-        if row and row[0]:
-            commit = row[0][:12] + (" (dirty)" if row[1] else "")
-        used = conn.execute("SELECT dataset, version FROM run_inputs WHERE run_id = ? ORDER BY dataset",
-                            (mv.run_id,)).fetchall()
-        train = ", ".join(f"{d}@{v[:12]}" for d, v in used) or "-"
-    return Side(mv, metrics, params, eval_data(conn, mv), curves, commit, train)
-
-
-def _spark(values: list[float], lo: float, hi: float) -> str:
-    if not values:
-        return ""
-    span = (hi - lo) or 1.0
-    return "".join(SPARK[min(7, max(0, int((v - lo) / span * 7.999)))] for v in values)
 
 
 class ReviewScreen(Screen):
@@ -86,6 +44,7 @@ class ReviewScreen(Screen):
         self.ws = ws
         self.request_id = request_id
         self.request: dict | None = None
+        self._approve_when_loaded = False  # `a` asks once the gates are read again
 
     def compose(self) -> ComposeResult:
         yield Static(id="review-header")
@@ -99,36 +58,38 @@ class ReviewScreen(Screen):
         self.load()
 
     def load(self) -> None:
+        """Read the request and both sides again, in a thread worker; its message draws them."""
+        self._load()
+
+    @work(thread=True, exclusive=True, group="review-load", exit_on_error=False)
+    def _load(self) -> None:
         from mltui.base.errors import MltuiError
-        from mltui.core.models.promotion import get_request
-        from mltui.core.models.registry import production, resolve
-        from mltui.core.reader import open_readonly
+        from mltui.core.models.review import load_review
+        from mltui.core.reader import with_readonly
+        from mltui.tui.widgets.metric_spark import downsample
 
         try:
-            conn = open_readonly(self.ws)
+            review = with_readonly(self.ws, lambda conn: load_review(self.ws, conn, self.request_id, MAX_METRICS))
         except MltuiError as exc:
-            self.query_one("#review-header", Static).update(Text(str(exc)))
-            return
-        try:
-            req = get_request(conn, self.request_id)
-            candidate = resolve(conn, req["label"])
-            current = production(conn, req["model"])
-            if current is not None and current.version == candidate.version:
-                current = None
-            left, right = _side(conn, candidate), _side(conn, current)
-            if req["status"] == "open":  # approval checks the gates again: show (and ask by) what holds now
-                from mltui.core.models.policy import load_policy
-                from mltui.core.models.promotion import evaluate
+            answer: ReviewLoaded | ReviewFailed = ReviewFailed(str(exc))
+        else:
+            for side in (review.candidate, review.production):
+                side.curves = {key: downsample(values, CURVE_POINTS) for key, values in side.curves.items()}
+            answer = ReviewLoaded(review)
+        if not get_current_worker().is_cancelled:  # a later load supersedes this one
+            self.post_message(answer)
 
-                req["gates"] = evaluate(conn, load_policy(self.ws), candidate, req["target"])
-                req["failed"] = [g["gate"] for g in req["gates"] if not g["ok"]]
-        except MltuiError as exc:
-            self.query_one("#review-header", Static).update(Text(str(exc)))
-            return
-        finally:
-            conn.close()
-        self.request = req
-        self._draw(req, left, right)
+    def on_review_failed(self, message: ReviewFailed) -> None:
+        self._approve_when_loaded = False
+        self.query_one("#review-header", Static).update(Text(message.error))
+
+    def on_review_loaded(self, message: ReviewLoaded) -> None:
+        review = message.review
+        self.request = review.request
+        self._draw(review.request, review.candidate, review.production)
+        if self._approve_when_loaded:
+            self._approve_when_loaded = False
+            self._ask_approval()
 
     # -- drawing ----------------------------------------------------------------------------------
     def _draw(self, req: dict, cand: Side, prod: Side) -> None:
@@ -180,7 +141,8 @@ class ReviewScreen(Screen):
             a, b = cand.curves.get(key, []), prod.curves.get(key, [])
             both = [v for v in a + b]
             lo, hi = (min(both), max(both)) if both else (0.0, 1.0)
-            grid.add_row(Text(safe(key)), Text(_spark(a, lo, hi), style=ok), Text(_spark(b, lo, hi), style=muted))
+            grid.add_row(Text(safe(key)), Text(spark_between(a, lo, hi), style=ok),
+                         Text(spark_between(b, lo, hi), style=muted))
         self.query_one("#review-compare", Static).update(grid)
 
         gates = Text("gates (as they hold now)" if req["status"] == "open" else "gates (when decided)",
@@ -205,7 +167,7 @@ class ReviewScreen(Screen):
 
     # -- decisions --------------------------------------------------------------------------------
     def _act(self, do, done: str) -> None:
-        from mltui.tui.store_write import FAILED, write
+        from mltui.tui.writes import FAILED, write
 
         if write(self, self.ws, do) is FAILED:
             return
@@ -219,11 +181,16 @@ class ReviewScreen(Screen):
         return True
 
     def action_approve(self) -> None:
+        if not self._is_open():
+            return
+        self._approve_when_loaded = True  # the gates as they hold at this moment decide whether an override
+        self.load()  # is needed: the approval is asked for once they are read (on_review_loaded)
+
+    def _ask_approval(self) -> None:
         from mltui.core.models.promotion import approve
 
         if not self._is_open():
             return
-        self.load()  # the gates as they hold at this moment decide whether an override is needed
         failing = self.request["failed"]
         fields = [Field("message", "note", "optional")]
         note = None

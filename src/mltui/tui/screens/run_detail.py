@@ -15,7 +15,7 @@ from textual.widgets import Footer, Static
 
 from mltui.core.runs.listing import duration, get_run
 from mltui.core.reader import StoreReader
-from mltui.base.text import safe
+from mltui.base.text import gigabytes, safe
 from mltui.base.values import display
 from mltui.core.workspace import Workspace
 from mltui.core.runs.compare import read_arrays
@@ -153,6 +153,12 @@ def _info_table(run: dict) -> Table:
     for key, value in fields:
         if value:
             grid.add_row(key, plain(value))
+    if run.get("peak_rss"):  # sampled by the supervisor with its heartbeat
+        grid.add_row("peak RSS", plain(gigabytes(run["peak_rss"])))
+    if run.get("store_trouble") or run.get("dropped_points"):  # data from the store: Text, never markup
+        dropped = run.get("dropped_points") or 0
+        grid.add_row("store", Text(f"not writable for a while ({safe(run.get('store_trouble') or 'unknown cause')}); "
+                                   f"{dropped:,} metric point{'s' if dropped != 1 else ''} dropped"))
     if run.get("data"):
         section("data")
         for d in run["data"]:
