@@ -32,6 +32,13 @@ def age(ts: float | None, now: float | None = None) -> str:
     return "-" if ts is None else span((time.time() if now is None else now) - ts)
 
 
+def gigabytes(n: int) -> str:
+    """Memory in GB (powers of 1024, as the kernel counts RSS), with the digits that matter: 0.42 GB,
+    12.3 GB, 512 GB. One spelling for the CLI, the TUI and the reasons runs end with."""
+    gb = n / 2**30
+    return f"{gb:.2f} GB" if gb < 10 else f"{gb:.1f} GB" if gb < 100 else f"{gb:.0f} GB"
+
+
 def size(n: int | None) -> str:
     """A byte count for people: 812 B, 4.2 KB, 1.3 GB (powers of 1000, like du --si)."""
     if n is None:

@@ -1,7 +1,10 @@
 """Watching a run's artifact folders with watchdog and recording what appears in them.
 
 Events only mark paths as dirty; `poll()` (called from the supervisor's loop) looks at each dirty
-path, records its size and time at once, and its sha256 once the file has stopped changing.
+path, records its size and time at once, and its sha256 once the file has stopped changing. A file
+whose new bytes hash differently from the ones hashed before at that name was replaced: its row says
+what it replaced (the old size and sha256, and when the change was seen), so nothing is replaced
+without a record, as with `run.log_artifact(..., overwrite=True)`.
 A path whose real location is outside its watched root (a symlink out, `..`) is refused.
 """
 
@@ -57,6 +60,7 @@ class ArtifactWatcher:
         self._lock = threading.Lock()
         self._seen: dict[str, tuple[int, float, float]] = {}  # name -> (size, mtime, since)
         self._hashed: dict[str, tuple[int, float]] = {}
+        self._digests: dict[str, tuple[int, str]] = {}  # name -> (size, sha256) of the bytes last hashed there
         self.refused: list[str] = []
         self.problems: list[str] = []
         self._observer = None
@@ -118,7 +122,9 @@ class ArtifactWatcher:
                         self.mark(index, path)
 
     def poll(self, final: bool = False) -> tuple[list[tuple], list[str]]:
-        """(rows, removed): rows are (name, size, sha256 or None, mtime, location)."""
+        """(rows, removed): rows are (name, size, sha256 or None, mtime, location, replaced), `replaced` being
+        (old size, old sha256, when the change was seen) for hashed bytes that replaced other hashed bytes at
+        that name, else None."""
         with self._lock:
             dirty, self._dirty = self._dirty, set()
         now = time.time()
@@ -137,6 +143,7 @@ class ArtifactWatcher:
                 if name in self._seen:
                     del self._seen[name]
                     self._hashed.pop(name, None)
+                    self._digests.pop(name, None)  # gone: a file there later is a new one, not a replacement
                     removed.append(name)
                 continue
             if not os.path.isfile(path) or (root.since is not None and st.st_mtime < root.since):
@@ -145,7 +152,7 @@ class ArtifactWatcher:
             previous = self._seen.get(name)
             if previous is None or previous[:2] != key:
                 self._seen[name] = (*key, now)
-                rows.append((name, st.st_size, None, st.st_mtime, os.path.abspath(path)))
+                rows.append((name, st.st_size, None, st.st_mtime, os.path.abspath(path), None))
             with self._lock:
                 self._dirty.add((index, path))  # look again until it is hashed
         # hash what has been still for a while (or everything at the end), in the hashing thread: a
@@ -165,7 +172,10 @@ class ArtifactWatcher:
             if seen is None or seen[:2] != key:
                 continue  # changed (or went) while it was hashed: it is hashed again once still
             self._hashed[name] = key
-            rows.append((name, st.st_size, digest, st.st_mtime, os.path.abspath(path)))
+            old = self._digests.get(name)
+            self._digests[name] = (st.st_size, digest)
+            replaced = (old[0], old[1], seen[2]) if old is not None and old[1] != digest else None
+            rows.append((name, st.st_size, digest, st.st_mtime, os.path.abspath(path), replaced))
             with self._lock:
                 self._dirty.discard((index, path))
         return rows, removed

@@ -5,6 +5,11 @@ heartbeat is older than `lost_after_seconds`, or when the process that should re
 (the supervisor, or the script itself for a run made by `mltui.init()`) is gone from this host.
 The update is conditional on the status and heartbeat read, so a run that ends normally at the
 same moment keeps its real status.
+
+The reason says why when it can: a supervisor that died (and whether its command still runs), a
+machine that rebooted under the run (this host's boot id is not the run's), a process that ended
+without a word; a node Slurm reported failed is said by slurm.py. A run whose process could not write
+its end to the store (a full disk) and left it in its folder (`store_unwritable.json`) gets that end.
 """
 
 from __future__ import annotations
@@ -19,19 +24,25 @@ from mltui.core.workspace import Workspace
 
 def lost_candidates(conn: sqlite3.Connection, lost_after: float, now: float | None = None) -> list[tuple]:
     """(id, heartbeat, why) for running runs that look dead. Reads only."""
+    from mltui.core.runs.records import boot_id as this_boot
+
     now = time.time() if now is None else now
+    boot = this_boot()
     out = []
-    for run_id, host, pid, sup_pid, heartbeat, spec, created in conn.execute(
-        "SELECT id, host, pid, sup_pid, heartbeat, spec, created FROM runs WHERE status = 'running'"
+    for run_id, host, pid, sup_pid, heartbeat, spec, created, run_boot in conn.execute(
+        "SELECT id, host, pid, sup_pid, heartbeat, spec, created, boot_id FROM runs WHERE status = 'running'"
     ):
-        if sup_pid is None and pid is None and spec is not None:
+        if host == procs.host and run_boot and boot and run_boot != boot:  # its pids mean nothing now
+            out.append((run_id, heartbeat, "the machine rebooted while it ran (its boot id changed)"))
+        elif sup_pid is None and pid is None and spec is not None:
             if now - (heartbeat or created) > lost_after:  # launched, but no supervisor ever said a word
                 out.append((run_id, heartbeat, "its supervisor never started"))
         elif sup_pid is not None:
             if heartbeat is not None and now - heartbeat > lost_after:
                 out.append((run_id, heartbeat, f"its supervisor stopped sending heartbeats ({int(now - heartbeat)}s ago)"))
             elif host == procs.host and not pid_alive(sup_pid):
-                out.append((run_id, heartbeat, f"its supervisor (pid {sup_pid}) is gone"))
+                left = f"; its command (pid {pid}) still runs" if pid and pid_alive(pid) else ""
+                out.append((run_id, heartbeat, f"its supervisor (pid {sup_pid}) is gone: it died or was killed{left}"))
         elif host == procs.host and pid is not None and not pid_alive(pid):
             out.append((run_id, heartbeat, f"its process (pid {pid}) ended without finishing the run"))
     return out
@@ -57,6 +68,8 @@ def reap_lost(ws: Workspace, conn: sqlite3.Connection, lost_after: float | None 
     from mltui.base.errors import MltuiError
     from mltui.core.reader import open_writer
     from mltui.store.connection import write_tx
+    from mltui.core.runs.store_trouble import forget_spare_note, read_note
+    from mltui.store.runs import mark_ended, mark_lost, note_store_trouble
 
     marked = []
     try:
@@ -67,13 +80,20 @@ def reap_lost(ws: Workspace, conn: sqlite3.Connection, lost_after: float | None 
         with write_tx(writer, ws.db_path):
             now = time.time()
             for run_id, heartbeat, why in found:
-                cur = writer.execute(
-                    "UPDATE runs SET status = 'lost', reason = ?, ended = coalesce(ended, ?) "
-                    "WHERE id = ? AND status = 'running' AND heartbeat IS ?",
-                    (f"lost: {why}", now, run_id, heartbeat),
-                )
-                if cur.rowcount:
+                note = read_note(ws.run_dir(run_id))
+                if note and note.get("status") in ("finished", "failed", "killed") and note.get("reason"):
+                    # its own last word, left in its folder when the store would not take it
+                    ended = note.get("ended") if isinstance(note.get("ended"), (int, float)) else now
+                    done = mark_ended(writer, run_id, note["status"], str(note["reason"]), ended,
+                                      keep_ended=True, only_from=("running",), if_heartbeat=heartbeat)
+                    if done and note.get("cause"):
+                        note_store_trouble(writer, run_id, str(note["cause"]), int(note.get("dropped") or 0))
+                else:
+                    done = mark_lost(writer, run_id, f"lost: {why}", now, if_heartbeat=heartbeat)
+                if done:
                     marked.append(run_id)
+        for run_id in marked:
+            forget_spare_note(ws.run_dir(run_id))
     except MltuiError:
         return []
     finally:

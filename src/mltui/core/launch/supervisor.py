@@ -3,8 +3,11 @@
 It starts the command in its own process group with stdout and stderr going straight to
 `runs/<id>/output.log`, then, until the command ends: writes a heartbeat, tails metrics.jsonl into
 the store, records files appearing in the watched folders, and forwards SIGTERM/SIGINT to the whole
-group (SIGKILL after the grace period). At the end it records the exit code, the end time and the
-final status with the reason. It starts the command before anything slow (watchdog, fingerprint);
+group (SIGKILL after the grace period); it samples the command's memory with each heartbeat (the peak
+RSS goes on the run) and follows the memory cgroups it is in, so that a SIGKILL that mltui did not send
+is told apart as the kernel's out-of-memory killer (oom.py). At the end it records the exit code, the
+end time and the final status with the reason; a store that could not be written for a while (a full
+disk) is named in it. It starts the command before anything slow (watchdog, fingerprint);
 only when the command names a registered dataset is that data matched to a version first, so the
 version recorded is the one the command starts on.
 """
@@ -21,10 +24,13 @@ import threading
 import time
 from pathlib import Path
 
-from mltui.base.errors import MltuiError
+from mltui.base.errors import MltuiError, StoreError
 from mltui.core.launch.child_env import child_env
+from mltui.core.launch.oom import MemoryWatch, oom_reason
+from mltui.core.runs import store_trouble
 from mltui.core.workspace import Workspace
 from mltui.core.reader import open_writer
+from mltui.store import runs as run_store
 from mltui.store.connection import write_tx
 
 TICK = 0.2
@@ -71,6 +77,9 @@ class Supervisor:
         self.gpus: list[int] = []
         self._gpu_source = None
         self._gpu_samples = 0
+        self.memory: MemoryWatch | None = None
+        self.trouble: str | None = None  # why the store refused one of our writes, if it ever did
+        self._unwritten: tuple[dict, list, list] = ({}, [], [])  # metrics and artifact rows a refused write left
 
     # -- the life of a run -------------------------------------------------------------------
     def run(self) -> int:
@@ -120,13 +129,13 @@ class Supervisor:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         pid = self.child.pid
         from mltui.base.procs import host, process_start, user
+        from mltui.core.runs.records import boot_id
 
+        self.memory = MemoryWatch(pid)
+        self._follow_memory()
         with write_tx(self.conn, self.ws.db_path):
-            self.conn.execute(
-                "UPDATE runs SET status = 'running', pid = ?, pgid = ?, sup_pid = ?, started = ?, heartbeat = ?, "
-                "host = ?, user = ?, pid_start = ? WHERE id = ?",
-                (pid, pid, os.getpid(), started, started, host, user(), process_start(pid), self.run_id),
-            )
+            run_store.mark_started(self.conn, self.run_id, pid=pid, sup_pid=os.getpid(), started=started, host=host,
+                                   user=user(), pid_start=process_start(pid), boot_id=boot_id())
         fingerprint = threading.Thread(target=self._fingerprint, args=(argv, cwd, spec), daemon=True)
         fingerprint.start()  # off the start's critical path; a short run still waits for it below
         self._start_watching(spec, cwd, started)
@@ -141,6 +150,7 @@ class Supervisor:
     def _loop(self) -> int:
         beat = sampled = 0.0
         while True:
+            self._follow_memory()
             returncode = self.child.poll()
             if returncode is not None:
                 return returncode
@@ -160,6 +170,8 @@ class Supervisor:
                     sampled = now
                     self._sample_gpus(now)
             except Exception as exc:  # a busy or failing store: say it, keep the run supervised
+                if isinstance(exc, StoreError):
+                    self.trouble = self.trouble or store_trouble.cause_of(exc)
                 print(f"supervisor: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
             try:
                 self.child.wait(TICK)
@@ -192,12 +204,21 @@ class Supervisor:
         except (ProcessLookupError, PermissionError):
             pass
 
+    def _follow_memory(self) -> None:
+        """Where the command's memory is accounted (its cgroups), while it lives; cheap, so each tick."""
+        try:
+            if self.memory is not None:
+                self.memory.follow()
+        except Exception as exc:
+            print(f"supervisor: cannot follow the command's memory cgroup: {exc}", file=sys.stderr, flush=True)
+
     def _heartbeat(self, now: float) -> None:
+        peak = None
+        if self.memory is not None:
+            self.memory.sample()
+            peak = self.memory.peak or None
         with write_tx(self.conn, self.ws.db_path):
-            self.conn.execute(
-                "UPDATE runs SET heartbeat = ?, status = 'running', reason = NULL, "
-                "ended = CASE WHEN status = 'lost' THEN NULL ELSE ended END "
-                "WHERE id = ? AND status IN ('running', 'lost')", (now, self.run_id))
+            run_store.beat(self.conn, self.run_id, now, peak_rss=peak)
         if self.forwarded is None and self._kill_deadline() is not None:
             self._begin_stop(signal.SIGTERM, now)  # `runs kill` from another host can only leave a note
 
@@ -226,6 +247,8 @@ class Supervisor:
         columns = self.tail.read(final=final) if self.tail else {}
         bad = self.tail.bad if self.tail else 0
         rows, removed = self.watcher.poll(final=final) if self.watcher else ([], [])
+        if any(self._unwritten):  # what a refused write left comes first, so nothing read is lost
+            columns, rows, removed = self._merge_unwritten(columns, rows, removed)
         if self.watcher:
             for path in self.watcher.refused[self._reported:]:
                 print(f"supervisor: refused artifact {path!r}: it points outside the watched folder",
@@ -233,20 +256,35 @@ class Supervisor:
                 self._reported += 1
         if not (columns or rows or removed or bad != self._bad_written):
             return
-        with write_tx(self.conn, self.ws.db_path):
-            if columns:
-                metric_store.write_batch(self.conn, self.run_id, columns)
-            if bad != self._bad_written:
-                self.conn.execute("UPDATE runs SET bad_lines = ? WHERE id = ?", (bad, self.run_id))
-            for name, size, digest, modified, location in rows:
-                self.conn.execute(
-                    "INSERT INTO artifacts(run_id, path, size, sha256, modified, location) VALUES (?,?,?,?,?,?) "
-                    "ON CONFLICT(run_id, path) DO UPDATE SET size = excluded.size, sha256 = excluded.sha256, "
-                    "modified = excluded.modified, location = excluded.location",
-                    (self.run_id, name, size, digest, modified, location))
-            for name in removed:
-                self.conn.execute("DELETE FROM artifacts WHERE run_id = ? AND path = ?", (self.run_id, name))
+        try:
+            with write_tx(self.conn, self.ws.db_path):
+                if columns:
+                    metric_store.write_batch(self.conn, self.run_id, columns)
+                if bad != self._bad_written:
+                    run_store.update_run(self.conn, self.run_id, bad_lines=bad)
+                for name, size, digest, modified, location, replaced in rows:
+                    if replaced is None:
+                        run_store.record_artifact(self.conn, self.run_id, name, size, digest, modified, location)
+                    else:  # new bytes over hashed ones: the row keeps what they replaced
+                        run_store.replace_artifact(self.conn, self.run_id, name, size, digest, modified,
+                                                   *replaced, location=location)
+                for name in removed:
+                    run_store.forget_artifact(self.conn, self.run_id, name)
+        except StoreError:
+            self._unwritten = (columns, list(rows), list(removed))
+            raise
         self._bad_written = bad
+
+    def _merge_unwritten(self, columns: dict, rows: list, removed: list) -> tuple[dict, list, list]:
+        old_columns, old_rows, old_removed = self._unwritten
+        self._unwritten = ({}, [], [])
+        merged = {key: tuple(list(part) for part in series) for key, series in old_columns.items()}
+        for key, (steps, values, times) in columns.items():
+            into = merged.setdefault(key, ([], [], []))
+            into[0].extend(steps)
+            into[1].extend(values)
+            into[2].extend(times)
+        return merged, [*old_rows, *rows], [*old_removed, *removed]
 
     def _sample_gpus(self, now: float) -> None:
         """Log the run's own GPUs (only those it was given) as system metrics beside its training metrics."""
@@ -286,8 +324,38 @@ class Supervisor:
                 time.sleep(0.5 * (attempt + 1))
         if self.watcher:
             self.watcher.stop()
-        status, reason = outcome(returncode, self.stop)
+        status, reason = self._verdict(returncode)
         self._finish(status, reason, returncode, started)
+
+    def _verdict(self, returncode: int) -> tuple[str, str]:
+        """(status, reason): how the command ended, an out-of-memory kill told apart from a SIGKILL someone
+        sent, and a store that could not be written for a while (ours, or the script's) named."""
+        status, reason = outcome(returncode, self.stop)
+        if self.stop is None and returncode == -signal.SIGKILL and self.memory is not None:
+            try:
+                if self.memory.oom_killed():
+                    status, reason = "failed", oom_reason(self.memory.last)
+            except Exception as exc:
+                print(f"supervisor: cannot read the kernel's out-of-memory records: {exc}", file=sys.stderr,
+                      flush=True)
+        cause, dropped, unsaved = self.trouble, 0, 0
+        note = store_trouble.read_note(self.run_dir)  # the script could not write its last points
+        if note:
+            cause = cause or note.get("cause")
+            unsaved = int(note.get("unsaved") or 0)
+        try:
+            row = self.conn.execute("SELECT store_trouble, dropped_points FROM runs WHERE id = ?",
+                                    (self.run_id,)).fetchone()
+        except Exception:
+            row = None
+        if row:
+            cause = cause or row[0]
+            dropped = row[1] or 0
+        if note:  # points dropped after the last count the script could write on the run
+            dropped += int(note.get("dropped") or 0)
+        if cause:  # a command that exited with an error may well have met the full disk itself
+            reason = store_trouble.with_trouble(status, reason, cause, dropped, unsaved, blame=returncode > 0)
+        return status, reason
 
     def _reap_group(self) -> None:
         """Stop what the command left behind in its group (data loader workers, shells)."""
@@ -304,17 +372,26 @@ class Supervisor:
 
     def _finish(self, status: str, reason: str, returncode: int | None, started: float) -> None:
         now = time.time()
+        peak = self.memory.peak if self.memory is not None else 0
         for attempt in range(10):  # the end of a run must be recorded: retry a busy store
             try:
                 with write_tx(self.conn, self.ws.db_path):
-                    self.conn.execute(
-                        "UPDATE runs SET status = ?, reason = ?, exit_code = ?, ended = ?, heartbeat = ?, "
-                        "started = coalesce(started, ?) WHERE id = ?",
-                        (status, reason, returncode, now, now, started, self.run_id))
+                    run_store.mark_ended(self.conn, self.run_id, status, reason, now, exit_code=returncode,
+                                         heartbeat=now, started=started)
+                    if peak:
+                        run_store.raise_peak_rss(self.conn, self.run_id, peak)
+                store_trouble.forget_spare_note(self.run_dir)  # the script's note, if any, is in the reason now
                 return
             except Exception as exc:
+                if isinstance(exc, StoreError) and not self.trouble:
+                    self.trouble = store_trouble.cause_of(exc)
+                    reason = store_trouble.with_trouble(status, reason, self.trouble,
+                                                        blame=returncode is not None and returncode > 0)
                 print(f"supervisor: could not record the end ({exc}); retrying", file=sys.stderr, flush=True)
                 time.sleep(min(5.0, 0.5 * (attempt + 1)))
+        # the store never took it: the run folder carries the end, for whoever next finds the run dead
+        store_trouble.write_note(self.run_dir, {"status": status, "reason": reason, "exit_code": returncode,
+                                                "cause": self.trouble, "ended": now, "pid": os.getpid()})
 
     # -- environment fingerprint -----------------------------------------------------------------
     def _fingerprint(self, argv: list[str], cwd: str, spec: dict) -> None:
@@ -325,11 +402,9 @@ class Supervisor:
             conn = open_writer(self.ws)
             try:
                 with write_tx(conn, self.ws.db_path):
-                    conn.execute(
-                        "UPDATE runs SET git_commit = ?, git_dirty = ?, python = ?, env_hash = ?, fingerprint = ? "
-                        "WHERE id = ?",
-                        (fp.get("git_commit"), fp.get("git_dirty"), fp.get("python"), fp.get("packages_hash"),
-                         json.dumps(fp), self.run_id))
+                    run_store.update_run(conn, self.run_id, git_commit=fp.get("git_commit"), git_dirty=fp.get("git_dirty"),
+                                         python=fp.get("python"), env_hash=fp.get("packages_hash"),
+                                         fingerprint=json.dumps(fp))
             finally:
                 conn.close()
         except Exception as exc:
@@ -396,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 2:
         print("usage: python -m mltui.core.launch.supervisor WORKSPACE RUN_ID", file=sys.stderr)
         return 2
+    store_trouble.forgiving_output()  # its log is in the run folder: a full disk must not stop it
     ws = Workspace(Path(args[0]))
     try:
         supervisor = Supervisor(ws, args[1])

@@ -24,6 +24,16 @@ if TYPE_CHECKING:
 _time = time.time
 
 
+def boot_id() -> str | None:
+    """This boot of this machine (Linux's random boot id): a run recorded under another boot on this host
+    was cut short by a reboot. None where the kernel does not say."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
+            return fh.read().strip() or None
+    except OSError:
+        return None
+
+
 def create_run(
     workspace: Workspace,
     name: str | None = None,
@@ -101,6 +111,7 @@ def create_run(
                     "created": now,
                     "started": now if status == "running" else None,
                     "heartbeat": now,
+                    "boot_id": boot_id() if status == "running" else None,
                     "run_dir": str(run_dir),
                     "note": note,
                     **(fields or {}),
