@@ -128,6 +128,29 @@ def _ours(pid: int, root: str) -> bool:
         return False
 
 
+def queue_workers(root) -> list[int]:
+    """Pids of the queue workers of the workspace at `root` that are still running (a worker that has
+    exited is gone, or a zombie whose command line is empty)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                argv = fh.read().split(b"\0")
+        except OSError:
+            continue
+        if b"mltui.core.launch.queue" in argv and str(root).encode() in argv:
+            found.append(int(entry))
+    return found
+
+
+def wait_queue_idle(root, timeout: float = 15.0) -> None:
+    """Until no queue worker of the workspace runs: every worker woken so far has looked at the queue
+    and left (launch() and `mltui run --queue` start theirs before they return)."""
+    wait_for(lambda: not queue_workers(root), timeout, what=f"the queue workers of {root} to leave")
+
+
 def kill_workspace_processes(root: Path) -> list[int]:
     """SIGKILL every process started for the workspace at `root` (never this test process): what the
     runs table names, their groups, and anything else that names the workspace. Returns the pids."""

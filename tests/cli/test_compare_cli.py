@@ -454,12 +454,21 @@ def test_a_view_saved_from_id_prefixes_keeps_full_ids_once(populated, cli):
 
     from mltui.core.runs.views import get_view
     from mltui.core.workspace import find_workspace
+    from mltui.store import metrics as metric_store
+    from mltui.store import runs as run_store
+    from mltui.store.connection import write_tx
     from mltui.store.opening import open_store
 
-    run_id = populated["vit-sgd"]
-    others = [i for i in populated.values() if i != run_id]
-    prefix = next(run_id[:n] for n in range(1, 11) if not any(o.startswith(run_id[:n]) for o in others))
-    assert prefix != run_id or len(prefix) == 10
+    # ids are 7 characters of creation time and 3 random ones: the populated runs, made in the same
+    # second, share their first 7, and a random prefix could need all 10. A run "made" at the epoch
+    # gives a short prefix that no other id can start with.
+    run_id = "0000000abc"
+    with closing(open_store(find_workspace().db_path)) as conn, write_tx(conn):
+        run_store.insert_run(conn, {"id": run_id, "name": "epoch-run", "kind": "train", "status": "finished",
+                                    "created": 1.0, "started": 1.0, "ended": 61.0})
+        metric_store.write_batch(conn, run_id, {"loss": ([0, 1], [1.0, 0.5], [1.0, 11.0])})
+    prefix = run_id[:8]
+    assert not any(other.startswith(prefix) for other in populated.values())
     result = cli("compare", prefix, run_id, "--save", "prefixed")
     assert result.returncode == 0, result.stderr
     with closing(open_store(find_workspace().db_path)) as conn:

@@ -15,12 +15,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from launching import all_runs, configure, kill_workspace_processes, output, params_of, row, status, wait_ended, wait_for  # noqa: E402
+from launching import (all_runs, configure, kill_workspace_processes, output, params_of, row, status,  # noqa: E402
+                       wait_ended, wait_for, wait_queue_idle)
 
 # -- shared helpers ---------------------------------------------------------------------------
 
@@ -119,13 +119,11 @@ def argv_seen(tmp_path: Path, run_id: str) -> list[str]:
 
 
 def test_run_prints_only_the_id_and_returns_at_once(project, cli):
-    t0 = time.monotonic()
     result = cli("run", "sleepy")
-    took = time.monotonic() - t0
     run_id = run_id_of(result)
     assert result.stdout == run_id + "\n"
     assert result.stderr == ""
-    assert took < 10, f"`mltui run` took {took:.1f}s: it must not wait for the 20 s command"
+    assert status(project, run_id) == "running", "`mltui run` must not wait for the 20 s command"
     wait_for(lambda: "up" in output(project, run_id), 10, what="the command to start")
     r = row(project, run_id)
     assert r["status"] == "running"
@@ -395,7 +393,8 @@ def test_queue_list_pause_resume_rm(project, cli):
     assert paused.returncode == 0 and paused.stdout == "Queue paused.\n"
     first = run_id_of(cli("run", "echo", "--queue", "-p", "msg=q1"))
     second = run_id_of(cli("run", "echo", "--queue", "-p", "msg=q2", "--gpus", "0"))
-    time.sleep(1.0)  # a worker would have started them by now
+    wait_queue_idle(project.root)  # the workers both calls woke have seen the pause and left
+    assert "Traceback" not in (project.root / "queue.log").read_text()  # left, not crashed
     listed = cli("queue", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     data = json.loads(listed.stdout)
@@ -479,10 +478,8 @@ def test_rerun_of_a_run_logged_by_a_script(ws, cli, tmp_path):
     subprocess.run([sys.executable, "train.py", "--lr", "1"], cwd=tmp_path, env=env, check=True,
                    capture_output=True)
     (original,) = [r["id"] for r in all_runs(ws)]
-    result = cli("runs", "rerun", original)
-    if result.returncode == 0:  # it runs the script again...
-        done = wait_ended(ws, run_id_of(result))
-        assert done["status"] == "finished" and "trained ['--lr', '1']" in output(ws, done["id"])
-    else:  # ...or says plainly why it cannot
-        line = one_line_error(result, 1, 2)
-        assert "PATH" not in line, line
+    result = cli("runs", "rerun", original)  # sys.argv had no python in it: the rerun puts it back
+    done = wait_ended(ws, run_id_of(result))
+    assert done["status"] == "finished" and "trained ['--lr', '1']" in output(ws, done["id"])
+    assert done["rerun_of"] == original
+    assert done["command"] == [sys.executable, "train.py", "--lr", "1"]

@@ -6,11 +6,13 @@ Assertions read the lines as the widget draws them (`render_lines`), after real 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 from textual.app import App, ComposeResult
 from textual.geometry import Region
 
+from mltui.core.runs.logfile import LogIndex
 from mltui.tui.widgets import log_view
 from mltui.tui.widgets.log_view import LogView
 
@@ -47,6 +49,22 @@ async def until(pilot, condition, timeout: float = 5.0) -> None:
         assert time.monotonic() < deadline, "timed out"
         await pilot.pause(0.02)
     await pilot.pause()
+
+
+def record_refreshes(monkeypatch) -> list[tuple[threading.Thread, int]]:
+    """From now on, every LogIndex.refresh: (the thread it ran in, the bytes it indexed)."""
+    calls: list[tuple[threading.Thread, int]] = []
+    real = LogIndex.refresh
+
+    def recorded(self, *args, **kwargs):
+        before = self.size
+        try:
+            return real(self, *args, **kwargs)
+        finally:
+            calls.append((threading.current_thread(), self.size - before))
+
+    monkeypatch.setattr(LogIndex, "refresh", recorded)
+    return calls
 
 
 def numbered(first: int, last: int) -> bytes:
@@ -170,17 +188,19 @@ async def test_markup_and_escape_sequences_render_literally(tmp_path):
         assert {segment.style.color for segment in first if segment.text.strip()} == {base.color}  # no red
 
 
-async def test_missing_file_says_no_output_yet_until_it_appears(tmp_path):
+async def test_missing_file_says_no_output_yet_until_it_appears(tmp_path, monkeypatch):
     path = tmp_path / "run" / "output.log"
+    refreshes = record_refreshes(monkeypatch)
     app = LogApp(path)
     async with app.run_test(size=SIZE) as pilot:
         view = view_of(app)
-        await pilot.pause()
+        await until(pilot, lambda: refreshes)  # the first poll looked
         assert shown(view)[0] == "(no output yet)"
         assert view.line_count == 0
         path.parent.mkdir()
         path.write_bytes(b"")
-        await pilot.pause(POLL * 3)
+        seen = len(refreshes)
+        await until(pilot, lambda: len(refreshes) >= seen + 3)  # three polls saw the empty file
         assert shown(view)[0] == "(no output yet)"
         path.write_bytes(b"hello\n")
         await until(pilot, lambda: shown(view)[0] == "hello")
@@ -203,12 +223,19 @@ async def test_truncated_file_is_shown_again_from_its_start(tmp_path):
 async def test_big_backlog_is_indexed_in_a_thread(tmp_path, monkeypatch):
     monkeypatch.setattr(log_view, "INLINE_BYTES", 4096)  # the UI thread indexes 4 KiB per poll
     monkeypatch.setattr(log_view, "THREAD_STEP", 64 * 1024)
+    refreshes = record_refreshes(monkeypatch)
     path = tmp_path / "output.log"
-    path.write_bytes(numbered(0, 50_000))  # 500 KB: the rest goes to the worker, in steps
+    data = numbered(0, 50_000)
+    path.write_bytes(data)  # 500 KB: the rest goes to the worker, in steps
     app = LogApp(path)
     async with app.run_test(size=SIZE) as pilot:
         view = view_of(app)
         await until(pilot, lambda: view.line_count == 50_000)
+        ui = threading.main_thread()  # the app's event loop runs in the test's main thread
+        assert all(size <= 4096 for thread, size in refreshes if thread is ui), refreshes
+        in_worker = [size for thread, size in refreshes if thread is not ui]
+        assert sum(in_worker) >= len(data) - 4096  # all but the first poll's 4 KiB, off the UI thread
+        assert max(in_worker) <= 64 * 1024 and len([s for s in in_worker if s]) >= 7  # in steps
         assert shown(view)[0] == "line 0000"  # not following: indexing did not move the view
         await pilot.press("end")
         await pilot.pause()
@@ -266,12 +293,14 @@ async def test_a_read_error_is_reported_once_and_the_app_keeps_running(tmp_path,
     async with app.run_test(size=SIZE) as pilot:
         view = view_of(app)
         await until(pilot, lambda: view.line_count == 1)
+        failed: list[int] = []
 
         def broken(*args, **kwargs):
+            failed.append(1)
             raise OSError(5, "Input/output error")
 
         monkeypatch.setattr(view._index, "refresh", broken)
-        await pilot.pause(POLL * 6)  # several polls fail
+        await until(pilot, lambda: len(failed) >= 4)  # several polls fail
         notices = [n.message for n in app._notifications]
         assert len(notices) == 1 and "Input/output error" in notices[0]
         assert shown(view)[0] == "fine"

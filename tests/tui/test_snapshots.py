@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from textual.widgets import DataTable, Static
 
 from mltui.core.workspace import init_workspace
 from mltui.store import metrics as metric_store
@@ -12,6 +13,9 @@ from mltui.store import runs as run_store
 from mltui.store.connection import write_tx
 from mltui.store.opening import open_store
 from mltui.tui.app import create_app
+from mltui.tui.screens.run_detail import RunDetailScreen
+from mltui.tui.widgets.metric_spark import MetricSpark
+from launching import until  # noqa: E402
 
 NOW = 1_790_000_000.0
 RUNS = [  # id, name, status, created offset (s before NOW), duration, lr, opt, val_acc curve scale
@@ -44,24 +48,43 @@ def frozen_ws(tmp_path, monkeypatch):
     return ws
 
 
-async def _settle(pilot):
-    await pilot.pause(0.3)
+async def _settle(pilot, ready) -> None:
+    """Until `ready()` holds, then until the workers it started are done and the app is idle."""
+    await until(pilot, ready, what="the screen to be drawn")
     await pilot.app.workers.wait_for_complete()
-    await pilot.pause(0.2)
+    await pilot.pause()
+
+
+def _runs_drawn(app) -> bool:
+    """Every run in the Runs pane, its status line written, its columns at their final widths (DataTable
+    widens them on the next idle after add_row)."""
+    table = app.screen.query_one("#runs-table", DataTable)
+    status = str(app.screen.query_one("#runs-status", Static).render())
+    return table.row_count == len(RUNS) and status != "" and not table._require_update_dimensions
+
+
+def _detail_drawn(app) -> bool:
+    """The detail of the first run, with a labelled sparkline for each of its two metrics."""
+    if not isinstance(app.screen, RunDetailScreen):
+        return False
+    sparks = app.screen.query(MetricSpark)
+    return len(sparks) == 2 and all(str(s.query_one(".metric-label", Static).render()) for s in sparks)
 
 
 def test_runs_pane_80x24(frozen_ws, snap_compare):
-    assert snap_compare(create_app(frozen_ws), terminal_size=(80, 24), run_before=_settle)
+    assert snap_compare(create_app(frozen_ws), terminal_size=(80, 24),
+                        run_before=lambda pilot: _settle(pilot, lambda: _runs_drawn(pilot.app)))
 
 
 def test_runs_pane_200x60(frozen_ws, snap_compare):
-    assert snap_compare(create_app(frozen_ws), terminal_size=(200, 60), run_before=_settle)
+    assert snap_compare(create_app(frozen_ws), terminal_size=(200, 60),
+                        run_before=lambda pilot: _settle(pilot, lambda: _runs_drawn(pilot.app)))
 
 
 def test_run_detail_120x40(frozen_ws, snap_compare):
     async def open_first(pilot):
-        await _settle(pilot)
+        await _settle(pilot, lambda: _runs_drawn(pilot.app))
         await pilot.press("enter")
-        await _settle(pilot)
+        await _settle(pilot, lambda: _detail_drawn(pilot.app))
 
     assert snap_compare(create_app(frozen_ws), terminal_size=(120, 40), run_before=open_first)

@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Input, Sparkline, Static, TabbedContent
 
 import mltui
 from mltui.core.runs.tracking import Run, create_run
+from mltui.core.runs.views import View
 from mltui.core.workspace import Workspace, init_workspace
 from mltui.tui.app import MltuiApp, create_app
 from mltui.tui.screens.main import PANES, MainScreen
@@ -158,6 +159,30 @@ def tui_messages(app) -> list[tuple[str, str]]:
     return [(n.message, n.severity) for n in app._notifications]
 
 
+def tui_count_polls(pane) -> list[int]:
+    """From now on, count the polls `pane` applies (the number is the list's one item)."""
+    count = [0]
+    real = pane.apply
+
+    def counted(snapshot):
+        count[0] += 1
+        return real(snapshot)
+
+    pane.apply = counted
+    return count
+
+
+def tui_palette_options(palette) -> list[str]:
+    """The commands the command palette lists now, by their titles."""
+    from textual.command import CommandList
+
+    found = palette.query(CommandList)
+    if not found:
+        return []
+    options = found.first()
+    return [str(options.get_option_at_index(i).prompt).split("\n")[0].strip() for i in range(options.option_count)]
+
+
 async def tui_loaded(pilot, rows: int) -> None:
     await tui_wait(pilot, lambda: tui_table(pilot.app).row_count == rows and tui_status(pilot.app) != "")
     # and drawn: every row has a line on screen (the frame after the rows were added), at its final
@@ -269,7 +294,8 @@ async def test_live_refresh_updates_rows_in_place(tui_ws, tui_runs):
             delta.flush()
             await tui_wait(pilot, lambda: table.row_count == 4
                            and tui_cell(app, tui_runs["alpha"], "m:loss") == "0.25")
-            await pilot.pause(0.3)  # one more tick: nothing flickers back
+            polls = tui_count_polls(app.screen.runs_pane)
+            await tui_wait(pilot, lambda: polls[0] >= 2)  # two more polls applied: nothing flickers back
 
             assert tui_row_keys(app) == [delta.id, *before_keys]
             assert tui_cell(app, delta.id, "name") == "delta"
@@ -333,8 +359,7 @@ async def test_filter_applies_rejects_garbage_and_clears(tui_ws, tui_runs):
 
         # a garbage expression: explained, previous rows and filter kept
         await pilot.press("slash", "end", "ctrl+u", *"params.lr >> 1", "enter")
-        await pilot.pause(0.3)
-        assert error.display is True
+        await tui_wait(pilot, lambda: error.display is True)
         message = str(error.render())
         assert "column" in message
         assert message.startswith("Bad --where at column ")
@@ -380,9 +405,8 @@ async def test_filter_text_with_markup_is_shown_literally(tui_ws, tui_runs):
         await pilot.press("slash", "end", "ctrl+u")
         await tui_type(pilot, "name = [oops")
         await pilot.press("enter")
-        await pilot.pause(0.2)
         error = app.screen.query_one("#filter-error", Static)
-        assert error.display is True
+        await tui_wait(pilot, lambda: error.display is True)
         assert "column" in str(error.render())
 
 
@@ -429,9 +453,8 @@ async def test_metric_sort_survives_a_filter_that_hides_the_metric(tui_ws, tui_r
         # a second failed run arrives; the pane must keep refreshing
         late = tui_make_run(tui_ws, "echo", created=time.time() - 1, status="failed")
         await pilot.press("ctrl+r")
-        await pilot.pause(0.6)
+        await tui_wait(pilot, lambda: set(tui_row_keys(app)) == {tui_runs["bravo"], late})
         assert [m for m in tui_messages(app) if m[1] == "error"] == []
-        assert set(tui_row_keys(app)) == {tui_runs["bravo"], late}
         assert "sort: oldest first" not in tui_status(app)
 
 
@@ -509,19 +532,14 @@ async def test_number_keys_switch_tabs_and_empty_panes_say_what_to_do(tui_ws, tu
         tabs = app.screen.query_one(TabbedContent)
         assert tabs.active == "runs"
         await pilot.press("2")
-        await pilot.pause(0.05)
-        assert tabs.active == "compare"
+        await tui_wait(pilot, lambda: tabs.active == "compare")
         empty = app.screen.query_one("#compare-empty", Static)
         assert str(empty.render()).startswith("Nothing to compare yet. In the Runs pane (key 1) mark runs")
         assert empty.region.width > 0
         await pilot.press("4")  # the GPUs pane: the GPUs, or one sentence saying why there are none
-        await pilot.pause(0.3)
-        assert tabs.active == "gpus"
         error, cards = app.screen.query_one("#gpu-error", Static), app.screen.query_one("#gpu-cards", Static)
-        for _ in range(40):
-            if str(error.render()).strip() or str(cards.render()).strip():
-                break
-            await pilot.pause(0.05)
+        await tui_wait(pilot, lambda: tabs.active == "gpus"
+                       and (str(error.render()).strip() or str(cards.render()).strip()))
         assert str(error.render()).strip().endswith(".") or str(cards.render()).strip()
         await pilot.press("3")  # the Datasets pane: with no datasets, what to do to get one
         await tui_wait(pilot, lambda: app.screen.query_one("#data-empty").display)
@@ -537,9 +555,7 @@ async def test_number_keys_switch_tabs_and_empty_panes_say_what_to_do(tui_ws, tu
         assert empty.region.width > 0
         assert app.screen.query_one("#runs-table").region.width == 0  # the runs pane is hidden
         await pilot.press("1")
-        await pilot.pause(0.05)
-        assert tabs.active == "runs"
-        assert app.focused is tui_table(app)
+        await tui_wait(pilot, lambda: tabs.active == "runs" and app.focused is tui_table(app))
         assert tui_row_keys(app) == [tui_runs["bravo"], tui_runs["alpha"], tui_runs["charlie"]]
 
 
@@ -673,8 +689,8 @@ async def test_empty_workspace_says_there_are_no_runs(tui_ws):
             " · sort: newest first")
         # keys that act on a run do nothing harmful with none
         await pilot.press("enter", "s", "ctrl+r")
-        await pilot.pause(0.3)
-        assert isinstance(app.screen, MainScreen)
+        # the last key's poll is drawn (after the sort's): the keys were all handled
+        await tui_wait(pilot, lambda: isinstance(app.screen, MainScreen) and tui_status(app).endswith("sort: oldest first"))
         assert tui_status(app).startswith("No runs yet.")
 
         # the first run appears by itself
@@ -730,7 +746,8 @@ async def test_command_palette_switches_to_gpus(tui_ws, tui_runs):
         await pilot.press("ctrl+p")
         await tui_wait(pilot, lambda: type(app.screen).__name__ == "CommandPalette")
         await pilot.press(*"Show GPUs")
-        await pilot.pause(0.5)  # the palette searches in the background
+        palette = app.screen
+        await tui_wait(pilot, lambda: tui_palette_options(palette) == ["Show GPUs"])  # it searches in the background
         await pilot.press("enter")
         await tui_wait(pilot, lambda: isinstance(app.screen, MainScreen))
         await tui_wait(pilot, lambda: app.screen.query_one(TabbedContent).active == "gpus")
@@ -767,6 +784,53 @@ async def test_system_commands_reach_every_pane_and_the_runs_actions(tui_ws, tui
         commands["Show Datasets"].callback()
         await tui_wait(pilot, lambda: isinstance(app.screen, MainScreen))
         assert app.screen.query_one(TabbedContent).active == "datasets"
+
+
+# -- 13. many quick switches ---------------------------------------------------------------
+
+
+async def test_switching_panes_200_times_while_polls_run_keeps_the_app_responsive(tui_ws, tui_runs):
+    """Every pane polls the store in a thread (every 0.2 s here, and at once when shown) while keys
+    switch panes 200 times, in bursts sent without waiting (each switch starts polls that the next
+    ones overtake), and new runs keep arriving: every switch is done, in order, each burst settles in
+    moments (none hangs on a poll), no poll fails, and polls still run at the end."""
+    import random
+
+    rng = random.Random(1234)
+    app = tui_app(tui_ws)
+    async with app.run_test(size=WIDE) as pilot:
+        await tui_loaded(pilot, 3)
+        tabs = app.screen.query_one(TabbedContent)
+        app.compare_view(View(runs=list(tui_runs.values())))  # the Compare pane has charts to poll too
+        await tui_wait(pilot, lambda: tabs.active == "compare"
+                       and str(app.screen.query_one("#compare-status", Static).render()).startswith("3 runs"))
+        shown: list[str] = []
+        app.screen.watch(tabs, "active", lambda active: shown.append(active), init=False)
+        polls = {name: tui_count_polls(app.screen.query_one(f"#{name}-pane"))
+                 for name in ("runs", "compare", "datasets", "gpu", "models")}
+        wanted: list[str] = []
+        now, added, slowest = time.time(), [], 0.0
+        pane = tabs.active
+        while len(wanted) < 200:
+            started = time.monotonic()
+            for _ in range(min(rng.randint(1, 8), 200 - len(wanted))):
+                pane, _, key, _ = rng.choice([p for p in PANES if p[0] != pane])
+                wanted.append(pane)
+                app.simulate_key(key)  # like a key from the terminal; no wait for the app to be idle
+            await tui_wait(pilot, lambda: len(shown) >= len(wanted), timeout=10, step=0.01)  # a hang fails here
+            slowest = max(slowest, time.monotonic() - started)
+            if len(added) * 25 <= len(wanted):  # the store changes under the polls
+                added.append(tui_make_run(tui_ws, f"late-{len(added)}", created=now + len(added)))
+        assert shown == wanted  # every switch was done, in the order of the keys
+        # a burst takes ~0.1 s (0.5 s at worst on a loaded 2-core machine): none waited on a poll
+        assert slowest < 5.0, f"a burst of switches took {slowest:.1f} s"
+        assert not [m for m, severity in tui_messages(app) if severity == "error"], tui_messages(app)
+        assert all(count[0] >= 5 for count in polls.values()), polls  # every pane polled meanwhile
+        for key in (["2", "1"] if pane == "runs" else ["1"]):  # a last switch, to the Runs pane
+            app.simulate_key(key)
+        await tui_wait(pilot, lambda: tabs.active == "runs" and tui_row_keys(app)[:len(added)] == added[::-1])
+        assert len(tui_row_keys(app)) == 3 + len(added)  # the Runs pane's poll runs still and saw them all
+        assert app.focused is tui_table(app)  # the keys reach the table shown
 
 
 def test_create_app_reads_the_workspace_config(tui_ws):

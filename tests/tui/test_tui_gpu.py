@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from textual.widgets import Static
+from textual.widgets import Static, TabbedContent
 
 from launching import kill_workspace_processes, status, until, wait_for, wait_output
 from mltui.core.launch.launcher import Launch, launch
 from mltui.tui.app import create_app
 from mltui.tui.modals.confirm import ConfirmScreen
 from mltui.tui.panes.gpus import GpuPane
+from mltui.tui.screens.main import MainScreen
 from mltui.tui.screens.run_detail import RunDetailScreen
 
 SLEEPER = "import time; print('ready', flush=True); time.sleep(60)"
@@ -29,9 +30,12 @@ def text_of(app, selector: str) -> str:
 
 
 async def show_gpus(pilot) -> GpuPane:
-    await pilot.pause(0.2)
+    app = pilot.app
+    await until(pilot, lambda: isinstance(app.screen, MainScreen)
+                and str(app.screen.query_one("#runs-status", Static).render()) != "", what="the main screen")
     await pilot.press("4")
-    pane = pilot.app.screen.query_one(GpuPane)
+    await until(pilot, lambda: app.screen.query_one(TabbedContent).active == "gpus", what="the GPUs tab")
+    pane = app.screen.query_one(GpuPane)
     await until(pilot, lambda: pane.snapshot is not None, what="the first GPU poll")
     return pane
 
