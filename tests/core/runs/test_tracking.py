@@ -306,7 +306,7 @@ def test_a_finish_that_cannot_write_keeps_the_points_and_can_be_retried(tws, mon
     from mltui.base.errors import StoreError
     from mltui.store import metrics as metric_store
 
-    run = mltui.init(name="retry", flush_interval=60)
+    run = mltui.init(name="retry", flush_interval=60, strict=True)  # strict: finish() raises (see test_disk_full)
     run.log({"a": 1.0})
     real = metric_store.write_batch
 
