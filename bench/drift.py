@@ -234,17 +234,18 @@ def forget_profiles(project: Path) -> None:
 def threads_gain(ref: Path, cur: Path, repeat: int) -> str:
     import inspect
 
-    from mltui.core.data import profile as p
+    from mltui.core.data.columns import THREADS
+    from mltui.core.data.drift import drift
 
-    if "threads" not in inspect.signature(p.drift).parameters:
+    if "threads" not in inspect.signature(drift).parameters:
         return "n/a (this drift() has no thread pool)"
     parts = []
-    for threads in (1, p.THREADS):
+    for threads in (1, THREADS):
         cpus = []
 
         def once(threads: int = threads) -> float:
             clock, cpu = timer(), time.process_time()
-            p.drift(str(ref), "parquet", str(cur), "parquet", threads=threads)
+            drift(str(ref), "parquet", str(cur), "parquet", threads=threads)
             cpus.append(time.process_time() - cpu)
             return clock()
 

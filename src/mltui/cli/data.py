@@ -7,7 +7,8 @@ import argparse
 from contextlib import closing
 
 from mltui.cli.output import age, emit, safe, table
-from mltui.core.data.profile import drift_note, schema_note, short
+from mltui.core.data.drift import drift_note, schema_note
+from mltui.core.data.profile import short
 from mltui.base.text import size
 
 SPEC_HELP = "NAME, NAME@latest, NAME@~1 (one before the latest), NAME@v3 (the third) or NAME@<id prefix>"

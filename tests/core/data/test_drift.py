@@ -21,7 +21,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from mltui.core.data.profile import drift, format_of, ks_exact, profile, psi
+from mltui.core.data.columns import format_of
+from mltui.core.data.drift import drift, ks_exact, psi
+from mltui.core.data.profile import profile
 from mltui.core.data.tables import drift_of, locate, pick, profile_of
 from mltui.core.data.versions import add, cache_of, files
 from mltui.base.errors import MltuiError, NotFound
@@ -273,6 +275,18 @@ def test_profile_matches_the_hand_computation(tmp_path, fmt):
     assert cb["t"]["top"][0] == ["p", 1] and cb["t"]["top"][-1] == ["y", 1]
     assert (cb["w"]["dtype"], cb["w"]["nulls"], cb["w"]["mean"]) == ("Float64", 1, 5.5)
     assert (cb["new"]["min"], cb["new"]["max"], cb["new"]["std"]) == (1.0, 1.0, 0.0)
+
+
+def test_a_parquet_datetime_column_is_profiled_by_its_earliest_and_latest_value(tmp_path):
+    """Parquet keeps datetimes as datetimes (CSV reads them as text): min and max come back as text."""
+    from datetime import datetime
+
+    path = tmp_path / "events.parquet"
+    when = [datetime(2026, 1, d, 12) for d in (3, 1, 2)] + [None]
+    pl.DataFrame({"when": when, "n": [1, 2, 3, 4]}).write_parquet(path)
+    col = {c["name"]: c for c in profile(path, "parquet")["columns"]}["when"]
+    assert col["dtype"].startswith("Datetime") and col["nulls"] == 1
+    assert (col["min"], col["max"]) == ("2026-01-01 12:00:00.000000", "2026-01-03 12:00:00.000000")
 
 
 def test_unreadable_tables_are_one_sentence(tmp_path):

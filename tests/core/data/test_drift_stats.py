@@ -16,8 +16,10 @@ import polars as pl
 import pytest
 from scipy.stats import ks_2samp
 
-from mltui.core.data import profile as prof
-from mltui.core.data.profile import drift, ks_exact, profile, quantiles_sorted
+from mltui.core.data import columns as cols
+from mltui.core.data.columns import quantiles_sorted
+from mltui.core.data.drift import KS_GRID, drift, ks_exact
+from mltui.core.data.profile import QUANTILES, profile
 
 EPS = 1e-4
 SIZES = [(1, 1), (1, 4), (3, 8), (50, 70), (333, 250), (2000, 1500), (20_000, 30_000)]
@@ -166,15 +168,15 @@ def tables(tmp_path, n: int = 6000, m: int = 5000) -> tuple[str, str]:
     return str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")
 
 
-@pytest.mark.parametrize("budget", [prof.MEMORY_BUDGET, 1], ids=["one-query-a-side", "a-query-per-column"])
+@pytest.mark.parametrize("budget", [cols.MEMORY_BUDGET, 1], ids=["one-query-a-side", "a-query-per-column"])
 def test_the_streaming_path_gives_the_same_psi_and_a_ks_within_the_grid(tmp_path, monkeypatch, budget):
     a, b = tables(tmp_path)
     exact = no_errors(drift(a, "parquet", b, "parquet"))
-    monkeypatch.setattr(prof, "EXACT_KS_ROWS", 1000)
-    monkeypatch.setattr(prof, "MEMORY_BUDGET", budget)
+    monkeypatch.setattr(cols, "EXACT_KS_ROWS", 1000)
+    monkeypatch.setattr(cols, "MEMORY_BUDGET", budget)
     grid = no_errors(drift(a, "parquet", b, "parquet"))
     assert (exact["read"], grid["read"]) == ("in memory", "streaming")
-    assert grid["ks_method"].startswith(f"grid of {prof.KS_GRID - 1} quantiles")
+    assert grid["ks_method"].startswith(f"grid of {KS_GRID - 1} quantiles")
     assert [c["name"] for c in grid["columns"]] == [c["name"] for c in exact["columns"]]
     for e, g in zip(exact["columns"], grid["columns"]):
         assert g["psi"] == pytest.approx(e["psi"], rel=1e-12), e["name"]
@@ -183,7 +185,7 @@ def test_the_streaming_path_gives_the_same_psi_and_a_ks_within_the_grid(tmp_path
             assert g["bins"] == e["bins"] and g["shares_a"] == e["shares_a"] and g["shares_b"] == e["shares_b"]
             # the grid's gap is a real gap between the CDFs (never above the exact one), and misses it by
             # at most a grid step on each side
-            assert e["ks"] - 2 / prof.KS_GRID <= g["ks"] <= e["ks"] + 1e-15, e["name"]
+            assert e["ks"] - 2 / KS_GRID <= g["ks"] <= e["ks"] + 1e-15, e["name"]
         else:
             assert g["changes"] == e["changes"]
 
@@ -196,9 +198,9 @@ def test_row_formats_over_the_budget_are_parsed_a_group_of_columns_at_a_time(tmp
     whole = no_errors(drift(str(csv_a), "csv", str(csv_b), "csv"))
     whole_profile = profile(str(csv_a), "csv")
     parses = []
-    real = prof._collect
-    monkeypatch.setattr(prof, "_collect", lambda lf: parses.append(lf) or real(lf))
-    monkeypatch.setattr(prof, "MEMORY_BUDGET", 2 * 8 * 6000)  # two columns of A's 6,000 rows
+    real = cols.collect
+    monkeypatch.setattr(cols, "collect", lambda lf: parses.append(lf) or real(lf))
+    monkeypatch.setattr(cols, "MEMORY_BUDGET", 2 * 8 * 6000)  # two columns of A's 6,000 rows
     assert drift(str(csv_a), "csv", str(csv_b), "csv", threads=2) == whole
     assert profile(str(csv_a), "csv", threads=2) == whole_profile
     # drift: a count of the rows and a parse per column (the budget is split between the sides) a side;
@@ -213,7 +215,7 @@ def test_large_parquet_is_read_a_column_at_a_time_with_the_same_answers(tmp_path
     reads = []
     real_select = pl.LazyFrame.select
     monkeypatch.setattr(pl.LazyFrame, "select", lambda self, *e, **k: reads.append(e) or real_select(self, *e, **k))
-    monkeypatch.setattr(prof, "SMALL_TABLE", 0)  # every table is "large"
+    monkeypatch.setattr(cols, "SMALL_TABLE", 0)  # every table is "large"
     assert drift(a, "parquet", b, "parquet") == whole
     # a side: the row count, then one query a column (numbers: read; categories: counted while streamed)
     assert len(reads) == 2 * (1 + 3)
@@ -230,7 +232,7 @@ def test_threads_do_not_change_the_answers(tmp_path):
 def test_profile_in_memory_and_streaming_agree(tmp_path, monkeypatch):
     a, _ = tables(tmp_path)
     mem = profile(a, "parquet")
-    monkeypatch.setattr(prof, "EXACT_KS_ROWS", 10)
+    monkeypatch.setattr(cols, "EXACT_KS_ROWS", 10)
     stream = profile(a, "parquet")
     assert (mem["read"], stream["read"], mem["rows"], stream["rows"]) == ("in memory", "streaming", 6000, 6000)
     for m, s in zip(mem["columns"], stream["columns"], strict=True):
@@ -242,6 +244,6 @@ def test_profile_in_memory_and_streaming_agree(tmp_path, monkeypatch):
             assert m["top"] == s["top"]
     x = finite(pl.read_parquet(a)["cont"].to_list())
     cont = mem["columns"][0]
-    assert cont["quantiles"] == {str(q): lin_quantile(x, q) for q in prof.QUANTILES}
+    assert cont["quantiles"] == {str(q): lin_quantile(x, q) for q in QUANTILES}
     assert (cont["min"], cont["max"]) == (x[0], x[-1])
     assert cont["mean"] == pytest.approx(sum(x) / len(x), rel=1e-12)

@@ -8,7 +8,9 @@ import sqlite3
 import time
 from pathlib import Path
 
-from mltui.core.data.profile import Step, drift, format_of, profile
+from mltui.core.data.columns import Step, format_of
+from mltui.core.data.drift import drift
+from mltui.core.data.profile import profile
 from mltui.core.data.versions import Version, cache_of, files, load_stat_cache
 from mltui.base.errors import MltuiError, NotFound
 from mltui.core.data.hashing import Entry, show

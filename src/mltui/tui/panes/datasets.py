@@ -18,7 +18,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, ProgressBar, Static
 
-from mltui.core.data.profile import column_summary, drift_note, schema_note, short
+from mltui.core.data.drift import drift_note, schema_note
+from mltui.core.data.profile import column_summary, short
 from mltui.base.text import age, safe, size
 from mltui.core.workspace import Workspace
 from mltui.tui.messages import (DetailFailed, DetailLoaded, DetailProgress, DiffLoaded, DriftLoaded, FilesLoaded,
