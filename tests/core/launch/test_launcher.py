@@ -36,6 +36,8 @@ from mltui.core.launch.queue import is_paused, queued, remove, set_paused
 from mltui.core.runs.listing import get_run
 from mltui.store.opening import open_store
 from mltui.store.metrics import read_series
+from mltui.store import runs as run_store
+from mltui.store.connection import write_tx
 from mltui.store.runs import values_for
 from launching import (_connect, configure, kill_workspace_processes, output, row, status, wait_ended, wait_for,  # noqa: E402
                        wait_output, wait_queue_idle, wait_status)
@@ -306,6 +308,33 @@ def test_a_child_that_ignores_sigterm_is_sigkilled_after_the_grace(ws):
     assert done["ended"] - deadline < 5.0  # at the supervisor's next tick (~0.1 s), not much after
     with pytest.raises(ProcessLookupError):
         os.killpg(done["pgid"], 0)
+
+
+def test_the_sigterm_of_a_kill_the_heartbeat_saw_first_keeps_the_grace(ws):
+    """`runs kill` writes its request, then signals the supervisor; a heartbeat between the two begins the
+    stop from the request, and the signal that follows is the same kill, not a second one."""
+    configure(ws, heartbeat_seconds=0.05)
+    code = ("import signal, time\n"
+            "signal.signal(signal.SIGTERM, lambda *a: print(f'SIGTERM at {time.time()!r}', flush=True))\n"
+            "print('ignoring', flush=True)\n"
+            "while True:\n"
+            "    time.sleep(60)\n")
+    run_id = launch(ws, Launch(py("-c", code)))
+    wait_output(ws, run_id, "ignoring")
+    sup_pid = row(ws, run_id)["sup_pid"]
+    deadline = time.time() + 3.0
+    conn = open_store(ws.db_path)
+    try:
+        with write_tx(conn, ws.db_path):  # what kill_run writes first
+            run_store.request_kill(conn, run_id, deadline)
+    finally:
+        conn.close()
+    wait_output(ws, run_id, "SIGTERM at")  # the heartbeat saw the request and began the stop
+    os.kill(sup_pid, signal.SIGTERM)  # what kill_run sends next
+    done = wait_ended(ws, run_id, timeout=15)
+    assert (done["status"], done["exit_code"]) == ("killed", -signal.SIGKILL)
+    assert done["ended"] >= deadline, "SIGKILL came before the grace ran out"
+    assert len(re.findall(r"SIGTERM at", output(ws, run_id))) == 1
 
 
 def test_kill_run_refuses_a_run_that_has_ended(ws):

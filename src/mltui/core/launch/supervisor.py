@@ -68,6 +68,7 @@ class Supervisor:
         self.child: subprocess.Popen | None = None
         self.stop: str | None = None  # who asked the run to stop, in words
         self.kill_at: float | None = None
+        self.stop_deadline: float | None = None  # the `runs kill` request this stop answers, if one
         self.forwarded: int | None = None
         self.watcher = None
         self.tail = None
@@ -182,10 +183,13 @@ class Supervisor:
         self._signalled = signum  # handled in the loop, never inside a store write
 
     def _begin_stop(self, signum: int, now: float) -> None:
-        if self.forwarded is not None:  # asked twice: no more grace
-            self._signal_group(signal.SIGKILL)
-            return
         deadline = self._kill_deadline()
+        if self.forwarded is not None:
+            if deadline is not None and deadline == self.stop_deadline:
+                return  # the signal of the `runs kill` whose request the heartbeat already acted on
+            self._signal_group(signal.SIGKILL)  # asked twice: no more grace
+            return
+        self.stop_deadline = deadline
         self.stop = "stopped by `mltui runs kill`" if deadline is not None else f"stopped by {signal_name(signum)}"
         self._signal_group(signum)
         self.forwarded = signum
