@@ -29,10 +29,13 @@ if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
 # proof: a grandchild whose parent exits is handed to us, and we reap it
 r, w = os.pipe()
 if os.fork() == 0:
+    parent = os.getpid()
     if os.fork() == 0:
         os.close(r)
-        time.sleep(0.2)  # until its parent has gone: then its parent is whoever adopted it
-        os.write(w, str(os.getppid()).encode())
+        end = time.monotonic() + 10
+        while os.getppid() == parent and time.monotonic() < end:  # until its parent has gone
+            time.sleep(0.01)
+        os.write(w, str(os.getppid()).encode())  # whoever adopted it
         os._exit(0)
     os._exit(0)
 os.close(w)
