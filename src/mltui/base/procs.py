@@ -1,5 +1,5 @@
-"""Process helpers for the whole product: this host and user, /proc/<pid>/stat, liveness of a pid,
-and the git state of a folder. Standard library only."""
+"""Process helpers for the whole product: this host, its boot and user, /proc/<pid>/stat, liveness of a
+pid, and the git state of a folder. Standard library only."""
 
 from __future__ import annotations
 
@@ -8,6 +8,16 @@ import socket
 from pathlib import Path
 
 host = socket.gethostname()  # this machine's name, as runs record it
+
+
+def boot_id() -> str | None:
+    """This boot of this machine (Linux's random boot id): a run recorded under another boot on this host
+    was cut short by a reboot. None where the kernel does not say."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
+            return fh.read().strip() or None
+    except OSError:
+        return None
 
 
 def proc_stat(pid: int | str) -> list[bytes] | None:

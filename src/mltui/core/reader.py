@@ -10,13 +10,12 @@ that poll: one connection, and a cheap "did anything change?" check.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
-
-import os
 
 from mltui.base.errors import MltuiError, StoreError
 from mltui.core.workspace import Workspace, find_workspace

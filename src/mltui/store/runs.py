@@ -310,6 +310,12 @@ def get_runs(conn: sqlite3.Connection, run_ids: Sequence[str]) -> list[dict[str,
     return [by_id[rid] for rid in run_ids if rid in by_id]
 
 
+def run_status(conn: sqlite3.Connection, run_id: str) -> str | None:
+    """A run's status now, or None once it is gone from the store."""
+    row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+    return row[0] if row else None
+
+
 def resolve_id(conn: sqlite3.Connection, prefix: str) -> str:
     """The full id of the one run whose id starts with `prefix` (like git)."""
     prefix = prefix.strip().lower()

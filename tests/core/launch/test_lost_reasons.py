@@ -13,7 +13,7 @@ import mltui  # noqa: F401  (the tracking API the script uses)
 from mltui.base.procs import pid_alive
 from mltui.core.launch.launcher import Launch, launch
 from mltui.core.launch.liveness import reap_lost
-from mltui.core.runs.records import boot_id
+from mltui.base.procs import boot_id
 from mltui.store import runs as run_store
 from mltui.store.connection import write_tx
 from mltui.store.opening import open_store

@@ -24,10 +24,8 @@ from mltui.core.workspace import Workspace
 
 def lost_candidates(conn: sqlite3.Connection, lost_after: float, now: float | None = None) -> list[tuple]:
     """(id, heartbeat, why) for running runs that look dead. Reads only."""
-    from mltui.core.runs.records import boot_id as this_boot
-
     now = time.time() if now is None else now
-    boot = this_boot()
+    boot = procs.boot_id()
     out = []
     for run_id, host, pid, sup_pid, heartbeat, spec, created, run_boot in conn.execute(
         "SELECT id, host, pid, sup_pid, heartbeat, spec, created, boot_id FROM runs WHERE status = 'running'"

@@ -71,9 +71,9 @@ def remove(ws: Workspace, conn: sqlite3.Connection, run_ids: list[str]) -> list[
 
     with write_tx(conn, ws.db_path):
         for run_id in run_ids:
-            row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
-            if row is None or row[0] != "queued":
-                raise MltuiError(f"Run {run_id} is not queued (it is {row[0] if row else 'gone'}); "
+            status = run_store.run_status(conn, run_id)
+            if status != "queued":
+                raise MltuiError(f"Run {run_id} is not queued (it is {status or 'gone'}); "
                                  "use `mltui runs kill` for a started run.")
         for run_id in run_ids:
             run_store.delete_run(conn, run_id, only_queued=True)

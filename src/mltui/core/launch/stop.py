@@ -122,7 +122,9 @@ def wait_for_end(conn: sqlite3.Connection, run_id: str, timeout: float) -> str:
     """The run's status once it is neither running nor queued, or after `timeout` seconds."""
     end = time.time() + timeout
     while True:
-        status = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
-        if status not in ("running", "queued") or time.time() >= end:
+        status = run_store.run_status(conn, run_id)
+        if status is None:
+            raise MltuiError(f"Run {run_id} left the store while it was being stopped.")
+        if status not in run_store.ACTIVE or time.time() >= end:
             return status
         time.sleep(0.1)

@@ -130,7 +130,7 @@ class Supervisor:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         pid = self.child.pid
         from mltui.base.procs import host, process_start, user
-        from mltui.core.runs.records import boot_id
+        from mltui.base.procs import boot_id
 
         self.memory = MemoryWatch(pid)
         self._follow_memory()
@@ -428,8 +428,7 @@ class Supervisor:
     def _register_models(self) -> None:
         """A finished run's artifacts that match a `[[register]]` rule of mltui.toml become model versions."""
         try:
-            row = self.conn.execute("SELECT status FROM runs WHERE id = ?", (self.run_id,)).fetchone()
-            if row is None or row[0] != "finished" or not (self.ws.project_dir / "mltui.toml").is_file():
+            if run_store.run_status(self.conn, self.run_id) != "finished" or not (self.ws.project_dir / "mltui.toml").is_file():
                 return
             from mltui.core.models.registry import auto_register
 

@@ -100,8 +100,7 @@ def runs_by_id(conn: sqlite3.Connection, run_ids: list[str], details: bool = Fal
 
 def run_status(conn: sqlite3.Connection, run_id: str) -> str | None:
     """A run's status now, or None once it is gone from the store."""
-    row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
-    return row[0] if row else None
+    return run_store.run_status(conn, run_id)
 
 
 def job_id(conn: sqlite3.Connection, run_id: str) -> str | None:

@@ -12,7 +12,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (import m
 
 from mltui.base.errors import MltuiError
 from mltui.base.ids import new_run_id
-from mltui.base.procs import git_state, user
+from mltui.base.procs import boot_id, git_state, user
 from mltui.core.workspace import Workspace
 from mltui.store import runs as run_store
 from mltui.core.reader import open_writer
@@ -22,16 +22,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 _time = time.time
-
-
-def boot_id() -> str | None:
-    """This boot of this machine (Linux's random boot id): a run recorded under another boot on this host
-    was cut short by a reboot. None where the kernel does not say."""
-    try:
-        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
-            return fh.read().strip() or None
-    except OSError:
-        return None
 
 
 def create_run(
