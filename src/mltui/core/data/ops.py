@@ -32,7 +32,7 @@ class CheckoutResult:
     how: dict[str, int] = field(default_factory=dict)  # reflink / hardlink / copy / source -> files
 
 
-def _reflink(src: Path, dst: Path) -> bool:
+def reflink(src: Path, dst: Path) -> bool:
     try:
         with open(src, "rb") as s, open(dst, "wb") as d:
             fcntl.ioctl(d.fileno(), FICLONE, s.fileno())
@@ -86,7 +86,7 @@ def checkout(ws: Workspace, conn: sqlite3.Connection, version: Version, dest: st
         def restore(e: Entry) -> None:
             src, origin = plan[e.path]
             dst = build / os.fsdecode(e.path)
-            if origin == "cache" and link in ("auto", "reflink") and _reflink(src, dst):
+            if origin == "cache" and link in ("auto", "reflink") and reflink(src, dst):
                 _verify_file(dst, e)
                 kind = "reflink"
             elif origin == "cache" and link == "hardlink":
@@ -300,8 +300,14 @@ def gc(ws: Workspace, conn: sqlite3.Connection, dry_run: bool = False) -> GcResu
 
 
 def _other_references(conn: sqlite3.Connection) -> set[str]:
-    """Objects something other than a dataset keeps in the cache (registered models, when present)."""
-    has = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'model_versions'").fetchone()
-    if not has:
-        return set()
-    return {sha for (sha,) in conn.execute("SELECT DISTINCT sha256 FROM model_versions WHERE sha256 IS NOT NULL")}
+    """Objects something other than a dataset keeps in the cache: registered models, and the outs of
+    pipeline stages in the run cache (each entry a manifest of rows [path, kind, size, sha256, target])."""
+    tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    shas: set[str] = set()
+    if "model_versions" in tables:
+        shas |= {sha for (sha,) in conn.execute("SELECT DISTINCT sha256 FROM model_versions WHERE sha256 IS NOT NULL")}
+    if "pipeline_cache" in tables:
+        shas |= {sha for (sha,) in conn.execute(
+            "SELECT DISTINCT json_extract(f.value, '$[3]') FROM pipeline_cache, json_each(pipeline_cache.outs) o, "
+            "json_each(o.value, '$.rows') f WHERE json_extract(f.value, '$[1]') = 'file'") if sha}
+    return shas

@@ -52,7 +52,7 @@ class Launch:
                  params: Mapping[str, Any] | None = None, cwd: str | None = None, name: str | None = None,
                  kind: str | None = None, note: str | None = None, queue: bool = False, gpus: int = 0,
                  gpu_mem: float | None = None, parent_id: str | None = None, rerun_of: str | None = None,
-                 slurm: Mapping[str, Any] | None = None) -> None:
+                 slurm: Mapping[str, Any] | None = None, after: Sequence[str] = ()) -> None:
         self.command = command
         self.params = dict(params or {})
         if command is not None:
@@ -82,6 +82,9 @@ class Launch:
             if queue:
                 raise UsageError("--queue is for this machine's queue; Slurm queues the job itself.")
         self.slurm = slurm
+        self.after = list(after)  # Slurm job ids that must end well first (a pipeline stage's parents)
+        if self.after and slurm is None:
+            raise UsageError("Waiting for other jobs (afterok) is for Slurm runs only.")
 
     def spec(self) -> dict[str, Any]:
         """Everything needed to launch this again (rerun), kept on the run."""
@@ -212,7 +215,7 @@ def _launch_on_slurm(ws: Workspace, conn: sqlite3.Connection, launch: Launch) ->
                         note=launch.note, parent_id=launch.parent_id, cwd=launch.cwd, git=False, fields=fields,
                         params=launch.params, stem=launch.stem(), conn=conn)
     name = conn.execute("SELECT name FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
-    submit(ws, conn, run_id, name, launch.cwd, options, launch.argv)
+    submit(ws, conn, run_id, name, launch.cwd, options, launch.argv, after=launch.after)
     return run_id
 
 

@@ -18,7 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -96,9 +96,10 @@ def _job_name(name: str) -> str:
 
 
 def submit(ws: Workspace, conn: sqlite3.Connection, run_id: str, name: str, cwd: str,
-           options: Mapping[str, Any], argv: list[str] | None = None) -> str:
+           options: Mapping[str, Any], argv: list[str] | None = None, after: Sequence[str] = ()) -> str:
     """Write the batch script and sbatch it; returns the job id. A refusal marks the run failed with
-    Slurm's own words and raises them as one sentence."""
+    Slurm's own words and raises them as one sentence. `after`: job ids that must end well first; if
+    one fails, Slurm cancels this job instead of leaving it pending for ever."""
     run_dir = ws.run_dir(run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "artifacts").mkdir(exist_ok=True)
@@ -112,7 +113,8 @@ def submit(ws: Workspace, conn: sqlite3.Connection, run_id: str, name: str, cwd:
     if sbatch is None:
         return _refused(ws, conn, run_id, "sbatch is not installed here (is this a Slurm login node?)")
     try:
-        done = subprocess.run([sbatch, "--parsable", str(script)], capture_output=True, text=True,
+        waits = [f"--dependency=afterok:{':'.join(after)}", "--kill-on-invalid-dep=yes"] if after else []
+        done = subprocess.run([sbatch, "--parsable", *waits, str(script)], capture_output=True, text=True,
                               timeout=SUBMIT_TIMEOUT, cwd=cwd, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return _refused(ws, conn, run_id, f"sbatch did not answer in {SUBMIT_TIMEOUT:.0f} s (is slurmctld up?)")
