@@ -24,6 +24,7 @@ import shutil
 import socket
 import sqlite3
 import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -748,10 +749,8 @@ def test_two_one_gpu_jobs_run_at_once_on_different_gpus_while_a_third_waits_for_
 
 async def test_the_tui_shows_slurm_runs_beside_local_ones(slurm_ws, cli, monkeypatch):
     from textual.css.query import NoMatches
-    from textual.widgets import DataTable
-    from textual.widgets._data_table import CellDoesNotExist
-
     from mltui.tui.app import create_app
+    from mltui.tui.widgets.runs_table import RunsTable
 
     ws = slurm_ws
     monkeypatch.setenv("XDG_CONFIG_HOME", str(ws.project_dir / "xdg"))
@@ -773,8 +772,8 @@ async def test_the_tui_shows_slurm_runs_beside_local_ones(slurm_ws, cli, monkeyp
 
     def cell(run_id: str) -> str:
         try:
-            return app.screen.query_one("#runs-table", DataTable).get_cell(run_id, "status").plain
-        except (CellDoesNotExist, NoMatches):  # not drawn yet
+            return app.screen.query_one("#runs-table", RunsTable).get_cell(run_id, "status").plain
+        except (KeyError, NoMatches):  # not drawn yet
             return ""
 
     async with app.run_test(size=(160, 40)) as pilot:
@@ -783,6 +782,121 @@ async def test_the_tui_shows_slurm_runs_beside_local_ones(slurm_ws, cli, monkeyp
         await until(pilot, lambda: cell(a).endswith("running@slurm") and cell(b).endswith("running@slurm"),
                     timeout=10, what="the running Slurm runs")
         assert cell(local).endswith(" finished") and "@slurm" not in cell(local)
-        rows = [r.key.value for r in app.screen.query_one("#runs-table", DataTable).ordered_rows]
+        rows = app.screen.query_one("#runs-table", RunsTable).row_keys()
         assert {local, a, b, c} <= set(rows)
     go.write_text("")
+
+
+# -- pipelines on Slurm ------------------------------------------------------------------------------
+
+PIPELINE = """\
+[stages.a]
+run = "python stage.py a out/a"
+deps = ["stage.py"]
+outs = ["out/a"]
+
+[stages.b]
+run = "python stage.py b out/b"
+deps = ["stage.py", "out/a"]
+outs = ["out/b"]
+
+[stages.c]
+run = "python stage.py c out/c"
+deps = ["stage.py", "out/b"]
+outs = ["out/c"]
+
+[stages.d]
+run = "python stage.py d out/d"
+deps = ["stage.py", "out/c"]
+outs = ["out/d"]
+"""
+
+STAGE = """\
+import os, sys, time
+name, out = sys.argv[1], sys.argv[2]
+go = os.environ.get("HOLD_" + name.upper())
+while go and not os.path.exists(go):
+    time.sleep(0.05)
+if os.environ.get("FAIL_" + name.upper()):
+    sys.exit(5)
+os.makedirs(os.path.dirname(out), exist_ok=True)
+with open(out, "w") as fh:
+    fh.write(name)
+with open("ran.log", "a") as fh:
+    fh.write(name + " " + os.environ.get("SLURM_JOB_ID", "-") + "\\n")
+"""
+
+
+def pipeline_project(ws) -> None:
+    (ws.project_dir / "mltui.toml").write_text(PIPELINE)
+    (ws.project_dir / "stage.py").write_text(STAGE)
+
+
+def repro_on_slurm(ws, env: dict) -> subprocess.Popen:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MLTUI_")}
+    return subprocess.Popen([sys.executable, "-m", "mltui", "repro", "--on", "slurm", "--json"], cwd=ws.project_dir,
+                            env={**clean, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def stage_jobs(ws) -> dict[str, str]:
+    conn = sqlite3.connect(ws.db_path, timeout=10)
+    try:
+        return {stage: job for stage, job in conn.execute(
+            "SELECT t.value, r.job_id FROM runs r JOIN tags t ON t.run_id = r.id AND t.key = 'pipeline.stage' "
+            "WHERE r.job_id IS NOT NULL")}
+    finally:
+        conn.close()
+
+
+def test_a_four_stage_pipeline_runs_on_slurm_in_order_with_afterok_dependencies(slurm_ws, tmp_path):
+    ws = slurm_ws
+    pipeline_project(ws)
+    go = tmp_path / "go-a"
+    proc = repro_on_slurm(ws, {"HOLD_A": str(go)})
+    try:
+        wait_for(lambda: len(stage_jobs(ws)) == 4, 60, what="all four stages submitted at once")
+        jobs = stage_jobs(ws)
+        for stage in "bcd":  # while a is held, each later stage waits on Slurm for its parent
+            found = job_state(jobs[stage])
+            assert found is not None and found[0] == "PENDING" and "Dependency" in found[1], (stage, found)
+        deps = slurm_cmd("scontrol", "show", "job", jobs["c"]).stdout
+        assert f"afterok:{jobs['b']}" in deps
+        go.write_text("go")
+        out, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    result = {s["stage"]: s for s in json.loads(out)["stages"]}
+    assert {s: r["state"] for s, r in result.items()} == dict.fromkeys("abcd", "done")
+    lines = (ws.project_dir / "ran.log").read_text().split("\n")
+    assert [line.split()[0] for line in lines if line] == ["a", "b", "c", "d"]
+    assert [line.split()[1] for line in lines if line] == [jobs[s] for s in "abcd"]
+    again = run_cli("repro", "--on", "slurm", cwd=ws.project_dir)
+    assert again.returncode == 0 and "Nothing to do" in again.stdout
+
+
+def test_a_failed_parent_on_slurm_cancels_the_stages_after_it(slurm_ws):
+    ws = slurm_ws
+    pipeline_project(ws)
+    proc = repro_on_slurm(ws, {"FAIL_B": "1"})
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 1, err
+    result = {s["stage"]: s for s in json.loads(out)["stages"]}
+    assert result["a"]["state"] == "done" and result["b"]["state"] == "failed"
+    assert result["c"]["state"] == "skipped" and result["d"]["state"] == "skipped"
+    jobs = stage_jobs(ws)
+    wait_for(lambda: all(state_of(jobs[s]) not in ACTIVE_STATES for s in "cd"), 60, what="c and d to leave Slurm")
+    assert [line.split()[0] for line in (ws.project_dir / "ran.log").read_text().splitlines()] == ["a"]
+    assert not (ws.project_dir / "out" / "c").exists() and not (ws.project_dir / "out" / "d").exists()
+    for stage in "cd":
+        assert status(ws, row_of_stage(ws, stage)) in ("killed", "failed")
+
+
+def row_of_stage(ws, stage: str) -> str:
+    conn = sqlite3.connect(ws.db_path, timeout=10)
+    try:
+        return conn.execute("SELECT r.id FROM runs r JOIN tags t ON t.run_id = r.id AND t.key = 'pipeline.stage' "
+                            "WHERE t.value = ?", (stage,)).fetchone()[0]
+    finally:
+        conn.close()

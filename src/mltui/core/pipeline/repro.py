@@ -303,8 +303,10 @@ class Repro:
         progressed = False
         for step in running:
             status, reason = self.conn.execute("SELECT status, reason FROM runs WHERE id = ?", (step.run_id,)).fetchone()
-            if status in ("running", "queued"):
+            if status in ("running", "queued") or step.state != "running":
                 continue
+            if any(self.steps[p].state == "running" for p in self.pipe.parents[step.stage] if p in self.steps):
+                continue  # Slurm ended it before its parent's end is read (afterok): the parent settles it
             stage = self.pipe.stages[step.stage]
             if status == "finished":
                 inputs = step.inputs
