@@ -385,3 +385,57 @@ def test_dry_run_and_naming_a_stage_run_only_what_it_needs(project, cli):
     assert status(cli)["train"]["state"] == "never run"
     forced, _ = repro(cli, "--force", "featurize")
     assert states(forced) == {"prepare": "up to date", "featurize": "done"}
+
+
+PARALLEL = """\
+[stages.left]
+run = "python meet.py left right out/left"
+deps = ["meet.py"]
+outs = ["out/left"]
+
+[stages.right]
+run = "python meet.py right left out/right"
+deps = ["meet.py"]
+outs = ["out/right"]
+
+[stages.join]
+run = "python step.py join out/join"
+deps = ["step.py", "out/left", "out/right"]
+outs = ["out/join"]
+"""
+
+MEET = """\
+import os, sys, time
+me, other, out = sys.argv[1:4]
+open(me + ".started", "w").close()
+end = time.time() + 20
+while not os.path.exists(other + ".started") and time.time() < end:
+    time.sleep(0.05)
+met = os.path.exists(other + ".started")
+os.makedirs(os.path.dirname(out), exist_ok=True)
+with open(out, "w") as fh:
+    fh.write("met" if met else "alone")
+"""
+
+
+def test_independent_stages_run_in_parallel_within_max_parallel(ws, cli):
+    write(ws, PARALLEL, **{"meet.py": MEET})
+    configure(ws, max_parallel=2)
+    result, _ = repro(cli)
+    assert states(result) == {"left": "done", "right": "done", "join": "done"}
+    # each side saw the other start before it ended: they ran at the same time
+    assert (ws.project_dir / "out" / "left").read_text() == "met"
+    assert (ws.project_dir / "out" / "right").read_text() == "met"
+    assert ran(ws) == ["join"]
+
+
+def test_with_max_parallel_1_independent_stages_run_one_after_the_other(ws, cli):
+    write(ws, PARALLEL.replace("meet.py left right", "meet.py left nobody"), **{"meet.py": MEET.replace(
+        "time.time() + 20", "time.time() + 0.5")})
+    result, _ = repro(cli)
+    assert states(result) == {"left": "done", "right": "done", "join": "done"}
+    with db(ws) as conn:
+        spans = {r[0]: (r[1], r[2]) for r in conn.execute(
+            "SELECT stage, started, ended FROM pipeline_steps WHERE stage IN ('left', 'right')")}
+    first, second = sorted(spans.values())
+    assert first[1] <= second[0]  # the second started only after the first ended
