@@ -26,8 +26,10 @@ def feature_drift(spec: Mapping[str, Any], agg: Mapping[str, Any], n: int) -> di
             d, p = stats.ks_test(agg["values"], spec["sample"], spec["n"])
             out = {"test": "ks", "score": d, "p_value": p, "drifted": bool(p < stats.P_VALUE)}
         else:
-            w = stats.wasserstein_normed(spec["edges"], spec["counts"], counts, agg.get("lo", spec["min"]),
-                                         agg.get("hi", spec["max"]), spec["std"])
+            sums = agg.get("tails", [0.0, 0.0])
+            cur_tails = (sums[0] / counts[0] if counts[0] else None, sums[1] / counts[-1] if counts[-1] else None)
+            w = stats.wasserstein_normed(spec["edges"], spec["counts"], counts, tuple(spec["tails"]), cur_tails,
+                                         spec["std"])
             out = {"test": "wasserstein", "score": w, "p_value": None,
                    "drifted": bool(not math.isnan(w) and w > stats.DISTANCE)}
     else:

@@ -18,7 +18,7 @@ from mltui.store.connection import write_tx
 BINS = 40  # quantile bins of a numeric feature
 MAX_CATEGORIES = 1000
 SAMPLE = 5000  # reference values kept for KS on small windows
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2
 
 
 @dataclass
@@ -118,7 +118,9 @@ def summarise_column(column, kind: str, np) -> dict | None:
         counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
         rng = np.random.default_rng(0)
         sample = values if len(values) <= SAMPLE else rng.choice(values, SAMPLE, replace=False)
-        return {"kind": "number", "n": int(len(values)), "edges": edges, "counts": counts.tolist(),
+        low, high = values[values < edges[0]], values[values >= edges[-1]]
+        tails = [float(low.mean()) if len(low) else None, float(high.mean()) if len(high) else None]
+        return {"kind": "number", "n": int(len(values)), "edges": edges, "counts": counts.tolist(), "tails": tails,
                 "min": float(values.min()), "max": float(values.max()), "mean": float(values.mean()),
                 "std": float(values.std()), "sample": np.sort(sample).tolist()}
     counts = column.drop_nulls().cast(str).value_counts(sort=True)

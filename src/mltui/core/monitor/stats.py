@@ -113,22 +113,50 @@ def js_distance(ref_counts: Sequence[float], cur_counts: Sequence[float]) -> flo
 
 
 def wasserstein_normed(edges: Sequence[float], ref_counts: Sequence[float], cur_counts: Sequence[float],
-                       lo: float, hi: float, ref_std: float) -> float:
-    """W1 between two distributions binned on `edges` (bins: below edges[0], between edges, above the
-    last), with the outer bins spanning to the lowest/highest value seen, over the reference's std."""
-    if ref_std <= 0 or not sum(cur_counts) or not sum(ref_counts):
-        return float("nan") if ref_std <= 0 else 0.0
-    bounds = [min(lo, edges[0]), *edges, max(hi, edges[-1])]
+                       ref_tails: tuple[float | None, float | None], cur_tails: tuple[float | None, float | None],
+                       ref_std: float) -> float:
+    """W1 between two distributions binned on `edges`, over the reference's standard deviation.
+
+    Inside a bin the mass is taken as spread evenly. The two outer bins (below the first edge, above the
+    last) have no far end, so each side's tail mass is spread evenly over an interval that ends at the
+    edge and has the tail's own mean (`*_tails`: the means of the values below and above the edges)."""
+    if ref_std <= 0:
+        return float("nan")
+    if not sum(cur_counts) or not sum(ref_counts):
+        return 0.0
     pa, pb = shares(ref_counts), shares(cur_counts)
-    ca = cb = 0.0
-    total = 0.0
-    for i in range(len(bounds) - 1):
-        width = bounds[i + 1] - bounds[i]
-        # within a bin the mass is spread evenly: the CDF gap grows linearly across it
-        na, nb = ca + pa[i], cb + pb[i]
-        total += width * (abs(ca - cb) + abs(na - nb)) / 2
-        ca, cb = na, nb
-    return total / ref_std
+    first, last = edges[0], edges[-1]
+    # breakpoints: every edge, and where each side's tail intervals end
+    low_a = first - 2 * (first - ref_tails[0]) if ref_tails[0] is not None else first
+    low_b = first - 2 * (first - cur_tails[0]) if cur_tails[0] is not None else first
+    high_a = last + 2 * (ref_tails[1] - last) if ref_tails[1] is not None else last
+    high_b = last + 2 * (cur_tails[1] - last) if cur_tails[1] is not None else last
+    points = sorted({*edges, low_a, low_b, high_a, high_b})
+
+    def cdf(p: Sequence[float], low: float, high: float, x: float) -> float:
+        if x <= low:
+            return 0.0
+        if x < first:
+            return p[0] * (x - low) / (first - low)
+        total = p[0]
+        for i in range(len(edges) - 1):
+            if x < edges[i + 1]:
+                return total + p[i + 1] * (x - edges[i]) / (edges[i + 1] - edges[i])
+            total += p[i + 1]
+        if x >= high:
+            return 1.0
+        return total + p[-1] * (x - last) / (high - last)
+
+    area = 0.0
+    for a, b in zip(points, points[1:]):
+        # both CDFs are linear between breakpoints: integrate |F - G| exactly, crossing included
+        fa, fb = cdf(pa, low_a, high_a, a) - cdf(pb, low_b, high_b, a), cdf(pa, low_a, high_a, b) - cdf(pb, low_b, high_b, b)
+        if fa * fb >= 0:
+            area += (b - a) * (abs(fa) + abs(fb)) / 2
+        else:
+            cross = abs(fa) / (abs(fa) + abs(fb))
+            area += (b - a) * (abs(fa) * cross + abs(fb) * (1 - cross)) / 2
+    return area / ref_std
 
 
 def percentile(bounds: Sequence[float], counts: Sequence[float], q: float) -> float | None:
@@ -147,5 +175,6 @@ def percentile(bounds: Sequence[float], counts: Sequence[float], q: float) -> fl
 
 
 def latency_bounds() -> list[float]:
-    """Log-spaced latency bins from 0.01 ms to about 28 hours, 8 per doubling (under 5 % error)."""
-    return [0.0] + [0.01 * 2 ** (i / 8) for i in range(8 * 33 + 1)]
+    """Log-spaced latency bins from 0.01 ms to about 28 hours, 16 per doubling: each is 4.4 % wide, so
+    a percentile read from them is within 4.4 % of the true one."""
+    return [0.0] + [0.01 * 2 ** (i / 16) for i in range(16 * 33 + 1)]

@@ -36,9 +36,8 @@ def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
             fa[key] = fa.get(key, 0) + fb.get(key, 0)
         if "counts" in fb:
             _add_counts(fa, "counts", fb["counts"])
-        if "lo" in fb:
-            fa["lo"] = min(fa.get("lo", fb["lo"]), fb["lo"])
-            fa["hi"] = max(fa.get("hi", fb["hi"]), fb["hi"])
+        if "tails" in fb:  # sums of the values below the first edge and above the last
+            fa["tails"] = [x + y for x, y in zip(fa.get("tails", [0.0, 0.0]), fb["tails"])]
         if a["n"] <= SMALL and "values" in fb:  # a small window keeps its numbers, for an exact KS
             fa["values"] = fa.get("values", []) + fb["values"]
         else:
@@ -108,10 +107,10 @@ def _feature(column, spec: Mapping[str, Any], n: int, np, pl) -> dict[str, Any]:
         arr = arr[np.isfinite(arr)]
         missing += (n - missing) - len(arr)
         counts = np.bincount(np.searchsorted(spec["edges"], arr, side="right"), minlength=len(spec["edges"]) + 1)
+        edges = spec["edges"]
         feature = {"missing": int(missing), "unseen": 0, "counts": counts.tolist(),
-                   "out_of_range": int(((arr < spec["min"]) | (arr > spec["max"])).sum())}
-        if len(arr):
-            feature["lo"], feature["hi"] = float(arr.min()), float(arr.max())
+                   "out_of_range": int(((arr < spec["min"]) | (arr > spec["max"])).sum()),
+                   "tails": [float(arr[arr < edges[0]].sum()), float(arr[arr >= edges[-1]].sum())]}
         if n <= SMALL:
             feature["values"] = arr.tolist()
         return feature
