@@ -105,7 +105,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         for r in rows:
             h = r["health"]
             worst = ", ".join(f"{f} {h['features'][f]['psi']:.2f}" for f in h["drifted"][:3]) or "-"
-            quality = " ".join(f"{k} {h[k]:.3f}" for k in ("accuracy", "f1", "roc_auc", "mae", "rmse") if k in h)
+            quality = " ".join(f"{k} {h[k]:.3f}" + (f" (eval {r['evaluated'][k]:.3f})" if k in r["evaluated"] else "")
+                               for k in ("accuracy", "f1", "roc_auc", "mae", "rmse") if k in h)
             p95 = f"{h['latency_p95']:.1f}ms" if h.get("latency_p95") is not None else "-"
             body.append([when(r["start"]), f"v{r['version']}", f"{h['volume']:,}", p95,
                          f"{h['drift_share']:.0%}", worst, f"{h['missing_share']:.1%}", quality or "-"])

@@ -63,7 +63,7 @@ class MonitorConfig:
 
 
 def load(ws: Workspace) -> MonitorConfig:
-    from mltui.core.monitor.rules import parse_when
+    from mltui.core.monitor.when import parse_when
 
     raw = ws.config().raw
     source = str(ws.config_path)

@@ -10,7 +10,7 @@ from typing import Any
 
 from mltui.core.monitor import stats
 from mltui.core.monitor.reference import Reference
-from mltui.core.monitor.windows import LATENCY
+from mltui.core.monitor.windows import LATENCY, LATENCY_LAYOUT
 
 TASKS = ("classification", "regression")
 
@@ -101,7 +101,8 @@ def roc_auc(pos: list[int] | None, neg: list[int] | None) -> float | None:
 def health(window: Mapping[str, Any], ref: Reference, task: str | None = None) -> dict[str, Any]:
     """Everything a window says, as flat numbers for rules and nested detail for people."""
     n = window["n"]
-    latency = [window["latency"].get(str(i), 0) for i in range(len(LATENCY) - 1)]
+    same_bins = window.get("latency_layout") == LATENCY_LAYOUT
+    latency = [window["latency"].get(str(i), 0) if same_bins else 0 for i in range(len(LATENCY) - 1)]
     out: dict[str, Any] = {"volume": n, "features": {}}
     for q, name in ((0.5, "latency_p50"), (0.95, "latency_p95"), (0.99, "latency_p99")):
         out[name] = stats.percentile(LATENCY, latency, q)

@@ -12,53 +12,16 @@ Nothing is ever promoted here.
 from __future__ import annotations
 
 import math
-import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mltui.base.errors import MltuiError
 from mltui.core.monitor import state
 from mltui.core.monitor.health import health, metric_values
+from mltui.core.monitor.when import holds, parse_when
 
-if TYPE_CHECKING:
-    from mltui.core.monitor.check import Checker
-
-_TERM = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[^\s<>=!]+)?)\s*(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d*)?(?:[eE][+-]?\d+)?)\s*$")
+Checker = Any  # core/monitor/check.py's Checker (not imported: it imports this module)
 MIN_ROWS = 30  # the current, unfinished window counts once it has this many rows
-
-
-def parse_when(text: str) -> list[list[tuple[str, str, float]]]:
-    """`a > 1 and b < 2 or c == 0` as [[(a, >, 1), (b, <, 2)], [(c, ==, 0)]] (an OR of ANDs)."""
-    alternatives = []
-    for part in re.split(r"\s+or\s+", text.strip()):
-        terms = []
-        for piece in re.split(r"\s+and\s+", part):
-            match = _TERM.match(piece)
-            if not match:
-                raise MltuiError(f"cannot read the condition {piece.strip()!r}: write METRIC OP NUMBER, e.g. "
-                                 "\"drift_share > 0.3\" or \"accuracy < 0.85\", joined by and / or.")
-            terms.append((match.group(1), match.group(2), float(match.group(3))))
-        alternatives.append(terms)
-    return alternatives
-
-
-_OPS = {"<": lambda a, b: a < b, ">": lambda a, b: a > b, "<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b,
-        "==": lambda a, b: a == b, "!=": lambda a, b: a != b}
-
-
-def holds(parsed, values: dict[str, float]) -> bool:
-    """A term whose metric the window lacks (no labels yet, say) does not hold."""
-    for terms in parsed:
-        ok = True
-        for name, op, limit in terms:
-            value = values.get(name)
-            if value is None or (isinstance(value, float) and math.isnan(value)) or not _OPS[op](value, limit):
-                ok = False
-                break
-        if ok:
-            return True
-    return False
-
 
 def series(checker: Checker, model: str, uses_volume: bool) -> list[tuple[float, dict[str, float]]]:
     """(window start, metric values) in time order, for the model's most recent version. With a volume
@@ -189,6 +152,11 @@ def _file_candidates(checker: Checker) -> None:
         found = conn.execute("SELECT version FROM model_versions WHERE model = ? AND created >= ? ORDER BY version DESC "
                              "LIMIT 1", (alert["model"], alert["opened"])).fetchone()
         if found is None:
+            from mltui.base.procs import host, pid_alive
+
+            sup = conn.execute("SELECT sup_pid, host, ended FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if sup and sup[1] == host and pid_alive(sup[0]) and time.time() - (sup[2] or 0) < 600:
+                continue  # its supervisor registers the run's models after marking it finished: look next check
             state.note_action(conn, checker.ws.db_path, alert["id"], "promote request",
                               f"none: run {run_id} registered no new version of {alert['model']} "
                               "(add a [[register]] rule to mltui.toml)")

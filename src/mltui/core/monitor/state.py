@@ -90,6 +90,7 @@ def _dicts(cur) -> list[dict[str, Any]]:
     for row in cur:
         item = dict(zip(names, row))
         item["actions"] = json.loads(item["actions"] or "[]")
+        item["value"] = json.loads(item["value"]) if item.get("value") else None  # stored as JSON by open_alert
         out.append(item)
     return out
 

@@ -44,16 +44,43 @@ def _reference(ws, conn, cfg, model: str, version: str, cache: dict) -> Referenc
     return cache[(model, version)]
 
 
+QUALITY = ("accuracy", "precision", "recall", "f1", "roc_auc", "mae", "rmse")
+
+
+def evaluated(conn, model: str, version: str, cache: dict) -> dict[str, float]:
+    """The model version's own evaluation (its eval run, else its training run) for each quality
+    metric it logged under the same name, e.g. {"accuracy": 0.91}."""
+    if (model, version) not in cache:
+        from mltui.core.models.promotion import metric_of
+        from mltui.core.models.registry import resolve
+
+        found: dict[str, float] = {}
+        try:
+            mv = resolve(conn, f"{model}@{version}")
+        except MltuiError:
+            mv = None
+        if mv is not None:
+            for key in QUALITY:
+                value, _ = metric_of(conn, mv, key)
+                if value is not None:
+                    found[key] = value
+        cache[(model, version)] = found
+    return cache[(model, version)]
+
+
 def history(ws: Workspace, model: str, window: str | None = None, last: int = 24) -> list[dict[str, Any]]:
+    """Windows newest last, each with its health and, beside live quality, the version's own evaluation."""
     cfg = load(ws)
     conn = open_reader(ws)
     try:
         refs: dict = {}
+        evals: dict = {}
         out = []
         for r in _windows(conn, ws, model, window, last):
             ref = _reference(ws, conn, cfg, model, r["version"], refs)
             out.append({"version": r["version"], "start": r["start"], "n": r["n"], "reference": ref.label,
-                        "health": health(r["data"], ref, cfg.model(model).task)})
+                        "health": health(r["data"], ref, cfg.model(model).task),
+                        "evaluated": evaluated(conn, model, r["version"], evals)})
         return out
     finally:
         conn.close()

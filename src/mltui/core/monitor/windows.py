@@ -13,10 +13,11 @@ from mltui.core.monitor.reference import Reference
 from mltui.core.monitor.stats import SMALL, latency_bounds
 
 LATENCY = latency_bounds()
+LATENCY_LAYOUT = "log2/16"  # kept with each window: bins of another layout are not read as these
 
 
 def empty() -> dict[str, Any]:
-    return {"n": 0, "latency": {}, "features": {}, "extra": {}, "outputs": {}, "output_sum": [0, 0.0, 0.0],
+    return {"n": 0, "latency_layout": LATENCY_LAYOUT, "latency": {}, "features": {}, "extra": {}, "outputs": {}, "output_sum": [0, 0.0, 0.0],
             "quality": {}, "labelled": 0}
 
 
