@@ -22,7 +22,9 @@ from mltui.store.schema import SCHEMA_VERSION, check_version, migrate, read_vers
 
 TABLES = {"meta", "runs", "params", "tags", "metrics", "metric_summary", "artifacts", "views", "datasets",
           "dataset_versions", "dataset_files", "hash_cache", "dataset_profiles", "run_inputs", "models",
-          "model_versions", "model_aliases", "stage_moves", "promotion_requests", "request_comments", "audit_log"}
+          "model_versions", "model_aliases", "stage_moves", "promotion_requests", "request_comments", "audit_log",
+          "pipeline_stages", "pipeline_cache", "pipeline_steps", "monitor_files", "monitor_refs", "monitor_windows",
+          "monitor_labels", "monitor_alerts", "monitor_checks", "notify_events", "notify_deliveries", "notify_attempts"}
 RID = "0000000abc"
 
 
@@ -79,7 +81,7 @@ def test_new_store_settings(tmp_path):
         assert c.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         assert c.execute("PRAGMA busy_timeout").fetchone()[0] == 60_000
         assert c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == SCHEMA_VERSION
-        assert read_version(c) == SCHEMA_VERSION == 8
+        assert read_version(c) == SCHEMA_VERSION == 13
         assert tables(c) == TABLES
     assert path.read_bytes()[:16] == b"SQLite format 3\x00"
     # WAL is a property of the file: a plain connection sees it too
@@ -245,22 +247,27 @@ def test_shared_modes_with_a_group_umask(tmp_path):
         try:
             assert "\nshared = true\n" in ws.config_path.read_text()
             assert ws.config().shared is True
-            assert mode(ws.root) == mode(ws.runs_dir) == mode(ws.run_dir(run.id)) == 0o770
-            assert mode(ws.db_path) == mode(ws.config_path) == 0o660
+            # the group's folders, set-group-id so all inside stays the group's; the top one sticky, so no member
+            # replaces the owner's config.toml or allowed_signers, which only the owner writes
+            assert mode(ws.root) == 0o3770
+            assert mode(ws.runs_dir) == mode(ws.run_dir(run.id)) == 0o2770
+            assert mode(ws.db_path) == 0o660
+            assert mode(ws.config_path) == mode(ws.signers_path) == 0o640
         finally:
             run.finish()
 
 
 @pytest.mark.parametrize("mask", [0o022, 0o077])
 def test_shared_modes_survive_a_strict_umask(tmp_path, mask):
-    """config.toml promises group read *and write* with shared = true, whatever the umask."""
+    """shared = true promises the group read *and write* (the owner's settings: read), whatever the umask."""
     with umask(mask):
         ws, _ = init_workspace(tmp_path, shared=True)
         run = _log_one_run(tmp_path)
         try:
-            assert mode(ws.root) == mode(ws.runs_dir) == 0o770
-            assert mode(ws.run_dir(run.id)) == mode(ws.run_dir(run.id) / "artifacts") == 0o770
-            assert mode(ws.db_path) == mode(ws.config_path) == 0o660
+            assert mode(ws.root) == 0o3770 and mode(ws.runs_dir) == 0o2770
+            assert mode(ws.run_dir(run.id)) == mode(ws.run_dir(run.id) / "artifacts") == 0o2770
+            assert mode(ws.db_path) == 0o660
+            assert mode(ws.config_path) == mode(ws.signers_path) == 0o640
             assert mode(ws.run_dir(run.id) / "artifacts" / "w.bin") == 0o660
             for suffix in ("-wal", "-shm"):
                 assert mode(str(ws.db_path) + suffix) == 0o660, suffix

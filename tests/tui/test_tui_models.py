@@ -7,8 +7,8 @@ approval asks for an override reason -> version 2 in production, version 1 archi
 comment on another request -> roll back (b) -> inspect (i). After every step the store is read with a
 fresh SQLite connection: stages, requests, stage moves and the hash-chained audit trail.
 
-Who acts is `$MLTUI_USER`, read at each action, so `monkeypatch.setenv("MLTUI_USER", ...)` between
-key presses switches the user. Every wait polls with a deadline (`until`), never a fixed sleep.
+Who acts is `$MLTUI_USER` (the workspace's policy says trust_env_user = true), read at each action, so
+`monkeypatch.setenv("MLTUI_USER", ...)` between key presses switches the user. Every wait polls with a deadline (`until`), never a fixed sleep.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ SMALL = (80, 24)
 
 GATES = """
 [promotion]
+trust_env_user = true
+
 
 [[promotion.gates]]
 kind = "metric"
@@ -575,6 +577,9 @@ async def test_pane_and_review_draw_at_80x24_and_keys_work(setup, ws, monkeypatc
         header = review.query_one("#review-header", Static)
         assert header.region.width > 0 and header.region.bottom <= SMALL[1]
         assert "Request #1" in text_of(app, "#review-header")
+        await until(pilot, lambda: "signing:" in text_of(app, "#review-gates"), what="the signing line")
+        assert "signing: not signed (bob: the identity is asserted, not the OS account's)" in \
+            " ".join(text_of(app, "#review-gates").split())  # bob is only named by $MLTUI_USER: nothing to sign
         await pilot.press("a")
         await prompt(pilot, "Approve request #1")
         await pilot.press("enter")
@@ -666,3 +671,81 @@ async def test_a_gate_that_fails_only_at_approval_can_be_overridden_by_keys(setu
         assert app.screen is review and not errors(app)
         assert request_row(ws, 2)["override"] == "newer split is the right one"
         assert stages(ws) == {1: "archived", 2: "production"}
+
+
+# -- 4. a signed decision, and the audit view ------------------------------------------------------
+
+
+async def test_a_decision_by_keys_is_signed_and_the_audit_view_shows_each_rows_signature(setup, ws, tmp_path,
+                                                                                         monkeypatch):
+    """This account (the workspace's owner) adds its own SSH key, approves by keys, and the review says
+    beforehand that it will sign and with which key; the audit view (A) then shows the approval signed
+    and verified, and, after the row is edited in SQLite, bad."""
+    import shutil
+    import subprocess
+
+    from mltui.core.models import keys, promotion, registry
+    from mltui.core.models.identity import account
+    from mltui.core.models.signing import fingerprint
+    from mltui.tui.screens.audit import AuditScreen
+
+    if shutil.which("ssh-keygen") is None:
+        pytest.fail("ssh-keygen is not installed; .ci/run installs Debian's openssh-client")
+    ids = setup
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "me", "-f", str(key)], check=True)
+    fp = fingerprint(key.with_suffix(".pub").read_text().split()[1])
+    ws.config_path.write_text(ws.config_path.read_text() + f'\n[signing]\nkey = "{key}"\n')
+    me = account()
+    core(ws, registry.register, "clf", ids["train1"], "artifacts/model.pt", who="alice")
+    core(ws, promotion.request, "clf@1", "production", who="alice")
+    conn = open_store(ws.db_path)
+    try:
+        keys.add(ws, conn, me, key.with_suffix(".pub"))
+    finally:
+        conn.close()
+    monkeypatch.delenv("MLTUI_USER")  # from here on this account acts as itself
+
+    app = app_for(ws)
+    async with app.run_test(size=BIG) as pilot:
+        await open_models(pilot)
+        await open_request(pilot, 1)
+        await until(pilot, lambda: "signing:" in text_of(app, "#review-gates"), what="the signing line")
+        assert f"signing: signed as {me} with {fp} ({key})" in " ".join(text_of(app, "#review-gates").split())
+        await pilot.press("a")
+        await prompt(pilot, "Approve request #1")
+        await pilot.press("enter")
+        await until(pilot, lambda: request_row(ws, 1)["status"] == "approved", what="request #1 approved")
+        await pilot.press("escape")
+        await back_to_main(pilot)
+
+        await pilot.press("A")
+        screen = await until(pilot, lambda: isinstance(app.screen, AuditScreen) and app.screen, what="the audit view")
+        await until(pilot, lambda: "intact" in text_of(app, "#audit-verdict"), what="the verdict")
+        rows = {r[0]: r for r in zip(column(app, "#audit-rows", 0), column(app, "#audit-rows", 3),
+                                     column(app, "#audit-rows", 5))}
+        conn = db(ws)
+        try:
+            approve_seq = conn.execute("SELECT seq, signer_key FROM audit_log WHERE action = 'approve'").fetchone()
+        finally:
+            conn.close()
+        assert approve_seq[1] == fp
+        seq = str(approve_seq[0])
+        assert rows[seq][1] == "approve" and rows[seq][2] == f"✓ signed {me}'s key {fp}"
+        assert rows["1"][2] == "asserted"  # alice registered by name only
+        # the key (added by this account, never by a name), the stage move and the approval; alice's two rows
+        assert "5 rows · 3 signed and verified · 2 asserted" in text_of(app, "#audit-verdict")
+
+        conn = db(ws)
+        try:
+            conn.execute("UPDATE audit_log SET details = replace(details, '\"target\"', '\"targ\"') WHERE seq = ?",
+                         (int(seq),))
+            conn.commit()
+        finally:
+            conn.close()
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: "tampered" in text_of(app, "#audit-verdict"), what="the tampered verdict")
+        assert f"row {seq} (approve by {me}) has a bad signature" in " ".join(text_of(app, "#audit-verdict").split())
+        await until(pilot, lambda: dict(zip(column(app, "#audit-rows", 0), column(app, "#audit-rows", 5)))[seq]
+                    == "✗ BAD bad signature", what="the row marked bad")
+        assert screen is app.screen and app.is_running and not errors(app)

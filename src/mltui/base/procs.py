@@ -81,9 +81,35 @@ def git_state(cwd: str) -> tuple[str | None, bool | None]:
 
 
 def user() -> str:
-    import getpass
+    """The account of the real user id, from the password database. Never $USER, $LOGNAME or any other
+    variable: anyone can set those, and who acts must be who is logged in."""
+    import pwd
 
     try:
-        return getpass.getuser()
-    except Exception:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # a uid with no account (a container run with --user 12345)
         return str(os.getuid())
+
+
+def home() -> Path:
+    """The account's home folder from the password database ($HOME may be another user's under runuser)."""
+    import pwd
+
+    try:
+        return Path(pwd.getpwuid(os.getuid()).pw_dir)
+    except KeyError:
+        return Path(os.path.expanduser("~"))
+
+
+def umask() -> int:
+    """The process's umask, read without changing it where /proc says it."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old

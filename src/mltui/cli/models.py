@@ -57,9 +57,14 @@ def register(sub, common: argparse.ArgumentParser) -> None:
 
     au = sub.add_parser("audit", parents=[common], help="the audit trail of the registry (and `audit verify`)",
                         description="Every registration, request, decision, stage or alias move and rollback, "
-                        "oldest first. Each row holds the hash of the one before: `mltui audit verify` finds "
-                        "any row edited or removed since.")
-    au.add_argument("what", nargs="?", choices=("verify",), help="check the chain instead of listing it")
+                        "oldest first. Each row holds the hash of the one before, and each decision is signed with "
+                        "its actor's SSH key: `mltui audit verify` finds any row edited, removed or reordered since, "
+                        "and any signature that does not check against .mltui/allowed_signers. `mltui audit policy` "
+                        "(the workspace's owner) records config.toml's promotion policy and notification channels "
+                        "after a change, so that decisions can be held to them.")
+    au.add_argument("what", nargs="?", choices=("verify", "policy"),
+                    help="verify: check the chain and every signature; policy: record the current policy")
+    au.add_argument("-m", "--message", help="with policy: why it changed (kept in the trail)")
     au.add_argument("--model", metavar="NAME", help="only this model's rows")
     au.add_argument("-n", "--limit", type=int, metavar="N", help="only the last N rows")
     au.add_argument("--json", action="store_true", help="print JSON")
@@ -212,6 +217,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         raise UsageError("-n takes a number of rows, 0 or more.")
     if args.what == "verify":
         return _audit_verify(args)
+    if args.what == "policy":
+        return _audit_policy(args)
     _, conn = _open()
     with closing(conn):
         rows = entries(conn, args.model, args.limit)
@@ -220,33 +227,65 @@ def cmd_audit(args: argparse.Namespace) -> int:
         if not rows:
             print("The audit trail is empty.")
             return
-        print(table(["#", "WHEN", "WHO", "ACTION", "MODEL", "DETAILS"],
+        print(table(["#", "WHEN", "WHO", "ACTION", "MODEL", "DETAILS", "SIGNED"],
                     [[str(r["seq"]), when(r["time"]), r["actor"], r["action"], r["model"] or "-",
-                      _details(r["details"])] for r in rows]))
+                      _details(r["details"]), _signed(r)] for r in rows]))
 
     return emit(args, rows, text)
 
 
-def _audit_verify(args: argparse.Namespace) -> int:
-    """`mltui audit verify`: exit 1 when the chain is broken."""
-    from mltui.core.models.audit import row_count, verify
+def _signed(row: dict) -> str:
+    """What a row says of its signature (checked by `audit verify`, not here)."""
+    if row["signed_by"]:
+        return row["signed_by"][:19] + "…"
+    return "asserted" if row["identity"] == "asserted" else "-"
 
-    _, conn = _open()
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    """`mltui audit verify`: exit 1 when the chain is broken or a signature does not check."""
+    from mltui.core.models.trail import check
+
+    ws, conn = _open()
     with closing(conn):
-        problems = verify(conn)
-        count = row_count(conn)
+        verdict = check(ws, conn)
 
     def text() -> None:
-        if problems:
-            print(f"The audit trail was tampered with ({len(problems)} problem(s)):")
-            for p in problems:
-                print(f"  {p}")
+        if verdict.problems:
+            print(f"The audit trail was tampered with ({len(verdict.problems)} problem(s)):")
+            for _, p in verdict.problems:
+                print(f"  {safe(p)}")
         else:
-            print(f"The audit trail is intact: {count} rows, each linked to the one before.")
+            print(f"The audit trail is intact: {verdict.rows} rows, each linked to the one before.")
+            signed, asserted = verdict.count("signed"), verdict.count("asserted")
+            if signed:
+                print(f"  {signed} signed row(s), each signature checked against allowed_signers.")
+            if asserted:
+                print(f"  {asserted} row(s) by an identity only asserted ($MLTUI_USER under trust_env_user, or "
+                      "named by a caller), not verified.")
+        for note in verdict.notes:
+            print(f"  note: {note}")
 
-    return emit(args, {"ok": not problems, "rows": count, "problems": problems}, text, code=1 if problems else 0)
+    return emit(args, verdict.as_dict(), text, code=1 if verdict.problems else 0)
+
+
+def _audit_policy(args: argparse.Namespace) -> int:
+    """`mltui audit policy`: the owner records the promotion policy and notification channels as they are."""
+    from mltui.core.models.keys import record_policy
+
+    ws, conn = _open(write=True)
+    with closing(conn):
+        done = record_policy(ws, conn, args.message)
+
+    def text() -> None:
+        signed = done["signed"]
+        how = f"signed with {signed['key']}" if signed["signed"] else f"unsigned: {safe(signed['why'])}"
+        print(f"Recorded the promotion policy {done['hash'][:12]} ({how})." if done["recorded"] else
+              f"The promotion policy {done['hash'][:12]} is already the one recorded.")
+
+    return emit(args, done, text)
 
 
 def _details(d: dict) -> str:
-    keep = {k: v for k, v in d.items() if k not in ("gates", "sha256") and v not in (None, [], "")}
+    keep = {k: v for k, v in d.items() if k not in ("gates", "sha256", "settings", "key", "signers")
+            and v not in (None, [], "")}
     return " ".join(f"{k}={v}" for k, v in keep.items())

@@ -78,6 +78,10 @@ def _review(args: argparse.Namespace, verb: str) -> int:
             print(f"  decision: {safe(req['decision'])}")
         for c in req["comments"]:
             print(f"  {safe(c['actor'])}: {safe(c['text'])}")
+        signed = req.get("signature")
+        if signed:
+            print(f"  signed by {safe(signed['actor'])} with {signed['key']} ({safe(signed['source'])})"
+                  if signed["signed"] else f"  not signed: {safe(signed['why'])}")
 
     return emit(args, req, text)
 

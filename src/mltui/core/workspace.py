@@ -7,9 +7,14 @@ from pathlib import Path
 
 from mltui.base.errors import MltuiError, UsageError, WorkspaceNotFound
 
+
+class PermissionDenied(MltuiError):
+    """The account may not read or change this (a workspace of a group it is not in, the owner's settings)."""
+
 DIRNAME = ".mltui"
 DB_NAME = "mltui.db"
 CONFIG_NAME = "config.toml"
+SIGNERS_NAME = "allowed_signers"
 
 CONFIG_TEMPLATE = """\
 # mltui workspace settings. Delete a line to get its default back.
@@ -35,6 +40,9 @@ heartbeat_seconds = 2.0
 lost_after_seconds = 30.0
 # `mltui runs kill` sends SIGTERM, then SIGKILL after this many seconds.
 kill_grace_seconds = 10.0
+# A running run with no output line and no metric for this long is flagged as stalled (and notified,
+# see [[notify.channels]]); 0 turns the check off.
+stall_seconds = 600.0
 
 [queue]
 # How many queued runs that ask for no GPU may run at once.
@@ -63,7 +71,7 @@ class Config:
         keys: dict[str, str] | None = None, directions: dict[str, str] | None = None,
         heartbeat_seconds: float = 2.0, lost_after_seconds: float = 30.0, kill_grace_seconds: float = 10.0,
         max_parallel: int = 1, gpu_backend: str = "auto", gpu_sample_seconds: float = 5.0,
-        gpu_idle_seconds: float = 300.0,
+        gpu_idle_seconds: float = 300.0, stall_seconds: float = 600.0,
     ) -> None:
         self.shared = shared
         self.theme = theme
@@ -77,15 +85,22 @@ class Config:
         self.gpu_backend = gpu_backend
         self.gpu_sample_seconds = gpu_sample_seconds
         self.gpu_idle_seconds = gpu_idle_seconds
+        self.stall_seconds = stall_seconds  # alive but silent this long: stalled (0: never)
         self.raw: dict = {}  # the whole parsed file, for the sections other modules read ([promotion], [slurm])
 
     @property
     def dir_mode(self) -> int:
-        return 0o770 if self.shared else 0o700
+        """Folders: the group's too when shared, and set-group-id so what is made inside keeps the group."""
+        return 0o2770 if self.shared else 0o700
 
     @property
     def file_mode(self) -> int:
         return 0o660 if self.shared else 0o600
+
+    @property
+    def guarded_mode(self) -> int:
+        """config.toml and allowed_signers: only the owner writes them; the group reads them."""
+        return 0o640 if self.shared else 0o600
 
 
 def parse_config(text: str, source: str = CONFIG_NAME) -> Config:
@@ -114,7 +129,8 @@ def parse_config(text: str, source: str = CONFIG_NAME) -> Config:
         raise MltuiError(f"{source}: every entry under [compare.direction] must be \"min\" or \"max\".")
     runs = _section(data, "runs", source)
     numbers = {}
-    for key, default in (("heartbeat_seconds", 2.0), ("lost_after_seconds", 30.0), ("kill_grace_seconds", 10.0)):
+    for key, default in (("heartbeat_seconds", 2.0), ("lost_after_seconds", 30.0), ("kill_grace_seconds", 10.0),
+                         ("stall_seconds", 600.0)):
         value = runs.get(key, default)
         if not _is_number(value) or value < 0:
             raise MltuiError(f"{source}: 'runs.{key}' must be a number of seconds, 0 or more.")
@@ -201,8 +217,40 @@ class Workspace:
         except OSError as exc:
             raise MltuiError(f"Cannot read {self.config_path}: {exc.strerror}.") from None
         config = parse_config(text, str(self.config_path))
+        if config.shared:
+            share_umask()
         self.__dict__["_config"] = (stamp, config)
         return config
+
+    @property
+    def signers_path(self) -> Path:
+        """The allowed signers (git's gpg.ssh.allowedSignersFile format): accounts and their SSH keys."""
+        return self.root / SIGNERS_NAME
+
+    def owner(self) -> tuple[int, str]:
+        """(uid, account) of the workspace's owner: whoever owns the .mltui folder."""
+        import pwd
+
+        uid = os.stat(self.root).st_uid
+        try:
+            return uid, pwd.getpwuid(uid).pw_name
+        except KeyError:
+            return uid, str(uid)
+
+    def require_owner(self, what: str) -> None:
+        """Refuse, in one sentence, a change to `what` (the policy, the allowed signers, the notification
+        channels) by anyone but the workspace's owner."""
+        from mltui.base.procs import user
+
+        uid, name = self.owner()
+        if os.getuid() != uid:
+            raise PermissionDenied(f"Only the workspace's owner ({name}) may change {what}; you are {user()}.")
+
+
+def share_umask() -> None:
+    """In a shared workspace every file and folder mltui (and what it launches) creates is the group's
+    and nobody else's: the process's umask becomes 007 (folders inherit the group through set-group-id)."""
+    os.umask(0o007)
 
 
 def _as_workspace_root(path: Path) -> Path | None:
@@ -220,36 +268,89 @@ def find_workspace(start: str | os.PathLike[str] | None = None) -> Workspace:
         root = _as_workspace_root(Path(env).expanduser().absolute())
         if root is None:
             raise WorkspaceNotFound(f"MLTUI_WORKSPACE points at {env}, which holds no mltui workspace.")
-        return Workspace(root)
+        return _readable(Workspace(root))
     here = Path(start if start is not None else os.getcwd()).absolute()
     for folder in (here, *here.parents):
         root = folder / DIRNAME
-        if root.is_dir():
-            return Workspace(root)
+        try:
+            found = root.is_dir()
+        except PermissionError:  # a folder this account may not look into: a group's, say
+            raise _denied(root, folder) from None
+        if found:
+            return _readable(Workspace(root))
     raise WorkspaceNotFound(
         "Not inside an mltui workspace (no .mltui/ here or above); run `mltui init` first."
     )
 
 
-def init_workspace(where: str | os.PathLike[str] | None = None, shared: bool = False) -> tuple[Workspace, bool]:
-    """Create `.mltui/` in `where` (default: cwd). Returns the workspace and whether it was new."""
+def _readable(ws: Workspace) -> Workspace:
+    """The workspace, or one sentence when this account may not open it (a group workspace of a group it
+    is not in): nothing is read or changed."""
+    if os.access(ws.root, os.R_OK | os.X_OK):
+        return ws
+    raise _denied(ws.root, ws.root)
+
+
+def _denied(root: Path, closed: Path) -> PermissionDenied:
+    """The sentence for a workspace at `root` this account cannot open, `closed` being the folder that
+    shuts it out."""
+    import grp
+    import pwd
+
+    from mltui.base.procs import user
+
+    try:
+        st = os.stat(closed)
+    except OSError:
+        return PermissionDenied(f"You ({user()}) cannot open the workspace in {closed}: permission denied.")
+    try:
+        group = grp.getgrgid(st.st_gid).gr_name
+    except KeyError:
+        group = str(st.st_gid)
+    try:
+        owner = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        owner = str(st.st_uid)
+    if st.st_mode & 0o070:
+        return PermissionDenied(f"You ({user()}) cannot open the workspace {root}: it is shared with the group "
+                                f"{group}, and you are not in it.")
+    return PermissionDenied(f"You ({user()}) cannot open the workspace {root}: {closed} is {owner}'s and not shared.")
+
+
+def init_workspace(where: str | os.PathLike[str] | None = None, shared: bool = False,
+                   group: str | None = None) -> tuple[Workspace, bool]:
+    """Create `.mltui/` in `where` (default: cwd). Returns the workspace and whether it was new.
+
+    Shared: the folder is the group's (`group`, else the group of the folder that holds it when you are
+    in it, else your own), set-group-id so everything made inside stays the group's, and sticky so no
+    member can replace the owner's config.toml or allowed_signers; nobody outside the group reads anything."""
     base = Path(where if where is not None else os.getcwd()).absolute()
     root = base / DIRNAME
     created = not root.exists()
     if root.exists() and not root.is_dir():
         raise UsageError(f"{root} exists and is not a folder.")
+    if group is not None and not shared:
+        raise UsageError("--group only makes sense with --shared.")
     config = Config(shared=shared)
     try:
         base.mkdir(parents=True, exist_ok=True)  # like `git init NEWDIR`
+        gid = _group_id(group, base) if shared else None
+        if shared:
+            share_umask()
         root.mkdir(mode=config.dir_mode, exist_ok=True)
+        if created and gid is not None:
+            os.chown(root, -1, gid)
         (root / "runs").mkdir(mode=config.dir_mode, exist_ok=True)
         if created:  # mkdir's mode is cut by the umask: set exactly what was asked
-            os.chmod(root, config.dir_mode)
+            os.chmod(root, config.dir_mode | (0o1000 if shared else 0))
             os.chmod(root / "runs", config.dir_mode)
         cfg = root / CONFIG_NAME
         if not cfg.exists():
             text = CONFIG_TEMPLATE.replace("shared = false", f"shared = {'true' if shared else 'false'}")
-            write_private(cfg, text, config.file_mode)
+            write_private(cfg, text, config.guarded_mode)
+        signers = root / SIGNERS_NAME
+        if not signers.exists():  # made by the owner now, so that no member can be first to make it
+            write_private(signers, "", config.guarded_mode)
     except PermissionError:
         raise MltuiError(f"Cannot create a workspace in {base}: permission denied.") from None
     except OSError as exc:
@@ -259,6 +360,23 @@ def init_workspace(where: str | os.PathLike[str] | None = None, shared: bool = F
 
     open_store(ws.db_path, file_mode=config.file_mode).close()
     return ws, created
+
+
+def _group_id(name: str | None, base: Path) -> int:
+    """The group a shared workspace belongs to: one you are in."""
+    import grp
+
+    mine = {os.getegid(), *os.getgroups()}
+    if name is None:
+        gid = os.stat(base).st_gid
+        return gid if gid in mine or os.getuid() == 0 else os.getegid()
+    try:
+        gid = grp.getgrnam(name).gr_gid
+    except KeyError:
+        raise UsageError(f"There is no group named {name!r}.") from None
+    if gid not in mine and os.getuid() != 0:
+        raise UsageError(f"You are not in the group {name!r}; a shared workspace must be a group you are in.")
+    return gid
 
 
 def write_private(path: Path, text: str, mode: int = 0o600) -> None:

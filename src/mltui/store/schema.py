@@ -291,7 +291,14 @@ MIGRATIONS: list[list[str]] = [
         ) WITHOUT ROWID""",
         "CREATE INDEX pipeline_steps_fingerprint ON pipeline_steps(stage, fingerprint)",
     ],
-    [  # 10: signed decisions (#16) -- PLACEHOLDER, owned by the four-eyes work
+    [  # 10: signed decisions (#16): on each audit row, whether who acted was the OS account ('os') or only
+        # asserted ($MLTUI_USER under trust_env_user, 'asserted'); for a decision, the hash of the promotion
+        # policy it was made under, the actor's SSH signature (ssh-keygen -Y sign) and its key's fingerprint.
+        # NULL on rows written before: their hashes stay as they were.
+        "ALTER TABLE audit_log ADD COLUMN identity TEXT",
+        "ALTER TABLE audit_log ADD COLUMN policy_hash TEXT",
+        "ALTER TABLE audit_log ADD COLUMN signature TEXT",
+        "ALTER TABLE audit_log ADD COLUMN signer_key TEXT",
     ],
     [  # 11: runs at scale (#18): an archived run is kept but hidden from listings unless asked for; the
         # default listing (not archived, newest first) reads its page straight off (archived, created); and
@@ -300,6 +307,108 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE runs ADD COLUMN archived INTEGER NOT NULL DEFAULT 0",
         "CREATE INDEX runs_archived_created ON runs(archived, created)",
         "CREATE INDEX runs_parent ON runs(parent_id)",
+        # a run's params as one text (see store/runs.py PARAMS_KEY_OF), so grouping by params reads a column
+        # per run; any write of a param row marks it stale (NULL) and its writer or reader fills it in
+        "ALTER TABLE runs ADD COLUMN params_key TEXT",
+        "UPDATE runs SET params_key = coalesce((SELECT group_concat(char(30) || p.key || char(31) || p.type || "
+        "char(31) || quote(p.value), '') FROM (SELECT key, type, value FROM params WHERE run_id = runs.id "
+        "ORDER BY key) p), '')",
+        "CREATE TRIGGER params_key_insert AFTER INSERT ON params BEGIN "
+        "UPDATE runs SET params_key = NULL WHERE id = NEW.run_id AND params_key IS NOT NULL; END",
+        "CREATE TRIGGER params_key_update AFTER UPDATE ON params BEGIN "
+        "UPDATE runs SET params_key = NULL WHERE id IN (OLD.run_id, NEW.run_id) AND params_key IS NOT NULL; END",
+        "CREATE TRIGGER params_key_delete AFTER DELETE ON params BEGIN "
+        "UPDATE runs SET params_key = NULL WHERE id = OLD.run_id AND params_key IS NOT NULL; END",
+    ],
+    [  # 12: monitoring. How far each prediction log was read; reference summaries (once per content);
+        # windows as compact aggregates (JSON: counts on the reference's bins, latency bins, outputs,
+        # quality counts); labels still waiting for their prediction; alerts (one row per incident)
+        """CREATE TABLE monitor_files (
+            path TEXT PRIMARY KEY,
+            inode INTEGER,
+            offset INTEGER NOT NULL,
+            checked REAL NOT NULL
+        ) WITHOUT ROWID""",
+        """CREATE TABLE monitor_refs (
+            key TEXT PRIMARY KEY,
+            label TEXT,
+            summary TEXT NOT NULL,
+            created REAL NOT NULL
+        ) WITHOUT ROWID""",
+        """CREATE TABLE monitor_windows (
+            model TEXT NOT NULL,
+            version TEXT NOT NULL,
+            start REAL NOT NULL,
+            seconds REAL NOT NULL,
+            n INTEGER NOT NULL,
+            data TEXT NOT NULL,
+            updated REAL NOT NULL,
+            PRIMARY KEY (model, version, seconds, start)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE monitor_labels (
+            model TEXT NOT NULL,
+            id TEXT NOT NULL,
+            label TEXT NOT NULL,
+            seen REAL NOT NULL,
+            PRIMARY KEY (model, id)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE monitor_alerts (
+            id INTEGER PRIMARY KEY,
+            model TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            opened REAL NOT NULL,
+            closed REAL,
+            window REAL,
+            value TEXT,
+            actions TEXT NOT NULL DEFAULT '[]',
+            retrain_run TEXT,
+            request_id INTEGER
+        )""",
+        "CREATE INDEX monitor_alerts_open ON monitor_alerts(model, rule) WHERE closed IS NULL",
+        """CREATE TABLE monitor_checks (
+            id INTEGER PRIMARY KEY,
+            time REAL NOT NULL,
+            records INTEGER NOT NULL,
+            malformed INTEGER NOT NULL,
+            labels INTEGER NOT NULL,
+            report TEXT
+        )""",
+    ],
+    [  # 13: notifications (#14). The outbox: each event once (routed: when its channels were chosen from
+        # config.toml); each channel's delivery of it (pending, sending, then delivered or failed after its
+        # tries); every try of a delivery and how it went. And on a run: since when it has been alive but
+        # silent (no output line, no metric) past runs.stall_seconds; NULL when it is not stalled
+        """CREATE TABLE notify_events (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            details TEXT NOT NULL,
+            created REAL NOT NULL,
+            routed REAL
+        )""",
+        "CREATE INDEX notify_events_unrouted ON notify_events(id) WHERE routed IS NULL",
+        """CREATE TABLE notify_deliveries (
+            event_id INTEGER NOT NULL REFERENCES notify_events(id) ON DELETE CASCADE,
+            channel TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending',
+            tries INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            updated REAL NOT NULL,
+            PRIMARY KEY (event_id, channel)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX notify_deliveries_open ON notify_deliveries(status) WHERE status IN ('pending', 'sending')",
+        """CREATE TABLE notify_attempts (
+            id INTEGER PRIMARY KEY,
+            event_id INTEGER NOT NULL REFERENCES notify_events(id) ON DELETE CASCADE,
+            channel TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            time REAL NOT NULL,
+            seconds REAL NOT NULL,
+            ok INTEGER NOT NULL,
+            detail TEXT
+        )""",
+        "CREATE INDEX notify_attempts_event ON notify_attempts(event_id, channel)",
+        "ALTER TABLE runs ADD COLUMN stalled_since REAL",
     ],
 ]
 

@@ -126,12 +126,14 @@ sys.exit(main(["queue", "approve", sys.argv[2]]))
 
 
 def child_env(user: str) -> dict:
+    """The environment of a child that acts as `user` through $MLTUI_USER (the workspace must trust it)."""
     env = {k: v for k, v in os.environ.items() if k not in ("MLTUI_WORKSPACE", "MLTUI_RUN_ID", "MLTUI_DEBUG")}
     env["MLTUI_USER"] = user
     return env
 
 
 def test_two_processes_approving_different_versions_at_once_leave_one_in_production(ws, conn):
+    set_policy(ws, "[promotion]\ntrust_env_user = true\n")  # the children play bob and carol by $MLTUI_USER
     v1 = new_version(ws, conn, "clf", 1, {"val_acc": 0.9})
     v2 = new_version(ws, conn, "clf", 2, {"val_acc": 0.95})
     r1 = promotion.request(ws, conn, v1.label, "production", who="alice")

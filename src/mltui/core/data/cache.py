@@ -11,6 +11,7 @@ import time
 import uuid
 from pathlib import Path
 
+from mltui.base.procs import umask
 from mltui.core.data.hashing import RETRIES, FileChanged, Found, hash_file
 
 TMP_MAX_AGE = 3600.0  # gc removes temporary files older than this (a crashed add's leftovers)
@@ -65,7 +66,9 @@ class Cache:
                 temp.unlink()  # the same bytes are there already
             else:
                 final.parent.mkdir(exist_ok=True)
-                os.chmod(temp, 0o444)  # objects are never edited in place (checkouts may hard-link them)
+                # objects are never edited in place (checkouts may hard-link them); read by whom the umask allows
+                # (in a shared workspace, 007: the group and nobody else)
+                os.chmod(temp, 0o444 & ~umask())
                 os.replace(temp, final)
             return sha, st
         except BaseException:

@@ -2,6 +2,9 @@
 
     [promotion]
     allow_self_approval = false          # the reviewer must not be the requester (default)
+    require_signed = false               # true: refuse a decision that cannot be signed with an SSH key
+    trust_env_user = false               # true: $MLTUI_USER may name who acts (single-user demos); such
+                                         # decisions are recorded as asserted, not verified
 
     [[promotion.gates]]
     kind = "metric"                      # a metric of the version (its eval run's, else its training run's)
@@ -40,6 +43,8 @@ KINDS: dict[str, dict[str, tuple[type, ...]]] = {  # kind -> key -> allowed type
 }
 REQUIRED = {"metric": ("metric", "op", "value"), "beats_production": ("metric",)}
 TARGETS = ("staging", "production")
+SWITCHES = ("allow_self_approval", "require_signed", "trust_env_user")  # [promotion] true/false settings
+GUARDED = ("promotion", "notify")  # config.toml sections only the workspace owner may change
 
 
 @dataclass
@@ -65,6 +70,8 @@ class Gate:
 class Policy:
     gates: list[Gate] = field(default_factory=list)
     allow_self_approval: bool = False
+    require_signed: bool = False
+    trust_env_user: bool = False
 
     def gates_for(self, target: str) -> list[Gate]:
         return [g for g in self.gates if target in g.targets]
@@ -75,13 +82,13 @@ def parse_policy(data: dict, source: str = "config.toml") -> Policy:
     section = data.get("promotion", {})
     if not isinstance(section, dict):
         raise MltuiError(f"{source}: [promotion] must be a table.")
-    unknown = set(section) - {"gates", "allow_self_approval"}
+    unknown = set(section) - {"gates", *SWITCHES}
     if unknown:
         raise MltuiError(f"{source}: [promotion] has an unknown setting {sorted(unknown)[0]!r} "
-                         "(known: allow_self_approval, gates).")
-    self_ok = section.get("allow_self_approval", False)
-    if not isinstance(self_ok, bool):
-        raise MltuiError(f"{source}: promotion.allow_self_approval must be true or false.")
+                         f"(known: {', '.join(SWITCHES)}, gates).")
+    for key in SWITCHES:
+        if not isinstance(section.get(key, False), bool):
+            raise MltuiError(f"{source}: promotion.{key} must be true or false.")
     raw = section.get("gates", [])
     if not isinstance(raw, list) or not all(isinstance(g, dict) for g in raw):
         raise MltuiError(f"{source}: gates are written as [[promotion.gates]] tables.")
@@ -110,7 +117,22 @@ def parse_policy(data: dict, source: str = "config.toml") -> Policy:
         if not isinstance(targets, list) or not targets or any(t not in TARGETS for t in targets):
             raise MltuiError(f"{where}: targets must be a list of \"staging\" and/or \"production\".")
         gates.append(Gate(kind, options, tuple(targets)))
-    return Policy(gates, self_ok)
+    return Policy(gates, **{key: section.get(key, False) for key in SWITCHES})
+
+
+def policy_hash(ws) -> str:
+    """sha256 of the guarded settings of config.toml (the promotion policy and the notification channels),
+    as parsed: each decision records it, so a change nobody recorded shows in `mltui audit verify`."""
+    import hashlib
+    import json
+
+    text = json.dumps(guarded_settings(ws), sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def guarded_settings(ws) -> dict:
+    raw = ws.config().raw
+    return {name: raw[name] for name in GUARDED if name in raw}
 
 
 def load_policy(ws) -> Policy:

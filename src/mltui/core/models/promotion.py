@@ -3,7 +3,8 @@
 Nothing moves when a request is filed. Approval re-evaluates the gates inside the transaction that
 moves the stages, so what was checked is what held when the version moved; failed gates block it
 unless the reviewer overrides them with a written reason. The reviewer must not be the requester
-unless the policy allows it.
+unless the policy allows it. Who acts is the OS account (identity.py); decisions are signed with the
+reviewer's SSH key where there is one (and must be, under `require_signed`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 from mltui.core.models import audit
 from mltui.base.errors import MltuiError, NotFound, UsageError
 from mltui.core.models.policy import TARGETS, Gate, Policy, load_policy
-from mltui.core.models.registry import ModelVersion, actor, move, production, resolve
+from mltui.core.models.identity import decider, plain, settle_policy
+from mltui.core.models.registry import ModelVersion, move, production, resolve
 from mltui.core.workspace import Workspace
 from mltui.store.connection import write_tx
 
@@ -144,7 +146,7 @@ def request(ws: Workspace, conn: sqlite3.Connection, spec: str, target: str, mes
     if target not in TARGETS:
         raise UsageError(f"--to takes staging or production, not {target!r}.")
     policy = load_policy(ws)
-    who = who or actor()
+    who = plain(ws, who)
     with write_tx(conn, ws.db_path):
         mv = resolve(conn, spec)
         if mv.stage == target:
@@ -155,11 +157,14 @@ def request(ws: Workspace, conn: sqlite3.Connection, spec: str, target: str, mes
         gates = evaluate(conn, policy, mv, target)
         cur = conn.execute(
             "INSERT INTO promotion_requests(model, version, target, requester, message, gates, created) "
-            "VALUES (?,?,?,?,?,?,?)", (mv.model, mv.version, target, who, message, json.dumps(gates), time.time()))
+            "VALUES (?,?,?,?,?,?,?)", (mv.model, mv.version, target, who.name, message, json.dumps(gates),
+                                       time.time()))
         number = cur.lastrowid
         audit.append(conn, who, "request", mv.model, {"request": number, "version": mv.version, "target": target,
                                                       "message": message, "gates": gates})
-    return get_request(conn, number)
+    filed = get_request(conn, number)
+    _tell(ws, conn, "promotion.requested", filed)
+    return filed
 
 
 def _open(conn: sqlite3.Connection, request_id) -> dict:
@@ -174,14 +179,15 @@ def approve(ws: Workspace, conn: sqlite3.Connection, request_id, message: str | 
             override: str | None = None, who: str | None = None) -> dict:
     """Move the version to the requested stage (the old production version is archived in the same step)."""
     policy = load_policy(ws)
-    who = who or actor()
     if override is not None and not override.strip():
         raise UsageError("An override needs a written reason.")
+    who = decider(ws, who)
     with write_tx(conn, ws.db_path):
         req = _open(conn, request_id)
-        if who == req["requester"] and not policy.allow_self_approval:
-            raise MltuiError(f"You ({who}) filed request #{req['id']}; another reviewer must approve it "
+        if who.name == req["requester"] and not policy.allow_self_approval:
+            raise MltuiError(f"You ({who.name}) filed request #{req['id']}; another reviewer must approve it "
                              "(or set promotion.allow_self_approval in config.toml).")
+        settle_policy(ws, conn, who)
         mv = resolve(conn, req["label"])
         gates = evaluate(conn, policy, mv, req["target"])
         failed = [g for g in gates if not g["ok"]]
@@ -192,33 +198,57 @@ def approve(ws: Workspace, conn: sqlite3.Connection, request_id, message: str | 
         move(conn, mv, req["target"], who, f"request #{req['id']}" + (f": {message}" if message else ""))
         conn.execute("UPDATE promotion_requests SET status = 'approved', reviewer = ?, decision = ?, override = ?, "
                      "gates = ?, decided = ? WHERE id = ?",
-                     (who, message, override if failed else None, json.dumps(gates), time.time(), req["id"]))
+                     (who.name, message, override if failed else None, json.dumps(gates), time.time(), req["id"]))
         audit.append(conn, who, "approve", mv.model, {
             "request": req["id"], "version": mv.version, "target": req["target"], "message": message,
             "override": override if failed else None, "failed_gates": [g["gate"] for g in failed]})
-    return get_request(conn, req["id"])
+    decided = {**get_request(conn, req["id"]), "signature": who.describe()}
+    _tell(ws, conn, "promotion.decided", decided)
+    return decided
 
 
 def reject(ws: Workspace, conn: sqlite3.Connection, request_id, message: str, who: str | None = None) -> dict:
     if not message or not message.strip():
         raise UsageError("A rejection needs a reason (-m WHY).")
-    who = who or actor()
+    who = decider(ws, who)
     with write_tx(conn, ws.db_path):
         req = _open(conn, request_id)
+        settle_policy(ws, conn, who)
         conn.execute("UPDATE promotion_requests SET status = 'rejected', reviewer = ?, decision = ?, decided = ? "
-                     "WHERE id = ?", (who, message, time.time(), req["id"]))
+                     "WHERE id = ?", (who.name, message, time.time(), req["id"]))
         audit.append(conn, who, "reject", req["model"], {"request": req["id"], "version": req["version"],
                                                          "target": req["target"], "message": message})
-    return get_request(conn, req["id"])
+    decided = {**get_request(conn, req["id"]), "signature": who.describe()}
+    _tell(ws, conn, "promotion.decided", decided)
+    return decided
 
 
 def comment(ws: Workspace, conn: sqlite3.Connection, request_id, text: str, who: str | None = None) -> dict:
     if not text or not text.strip():
         raise UsageError("A comment needs some text.")
-    who = who or actor()
+    who = plain(ws, who)
     with write_tx(conn, ws.db_path):
         req = get_request(conn, request_id)
         conn.execute("INSERT INTO request_comments(request_id, actor, text, time) VALUES (?,?,?,?)",
-                     (req["id"], who, text, time.time()))
+                     (req["id"], who.name, text, time.time()))
         audit.append(conn, who, "comment", req["model"], {"request": req["id"], "text": text})
     return get_request(conn, req["id"])
+
+
+def _tell(ws: Workspace, conn: sqlite3.Connection, kind: str, req: dict) -> None:
+    """promotion.requested / promotion.decided through the notification channels (never raises, never waits)."""
+    from mltui.core.notify.events import emit
+
+    try:
+        label, target = req["label"], req["target"]
+        if kind == "promotion.requested":
+            subject = f"{req['requester']} asks to move {label} to {target} (request #{req['id']}" + (
+                f"; failing gates: {', '.join(req['failed'])})" if req["failed"] else ")")
+        else:
+            subject = f"{req['reviewer']} {req['status']} moving {label} to {target} (request #{req['id']})"
+        emit(ws, kind, subject, {"request": req["id"], "model": req["model"], "version": req["version"],
+                                 "target": target, "status": req["status"], "requester": req["requester"],
+                                 "reviewer": req["reviewer"], "message": req["message"], "decision": req["decision"],
+                                 "override": req["override"], "failed_gates": req["failed"]}, conn)
+    except Exception:
+        pass

@@ -26,10 +26,14 @@ COLUMNS = ("model", "version", "sha256", "size", "run_id", "path", "stage", "use
 
 
 def actor() -> str:
-    """Who is acting: $MLTUI_USER, else the OS user (as `getpass` finds it)."""
-    from mltui.base.procs import user
+    """Who is acting: the account of the real user id (never an environment variable; see identity.py)."""
+    from mltui.core.models.identity import account
 
-    return os.environ.get("MLTUI_USER") or user()
+    return account()
+
+
+def _name(who) -> str:
+    return who if isinstance(who, str) else who.name
 
 
 @dataclass
@@ -152,11 +156,13 @@ def register(ws: Workspace, conn: sqlite3.Connection, name: str, run_ref: str, p
         rel_path = target.relative_to(run_dir).as_posix()
     if not target.is_file():
         raise UsageError(f"{path!r} in run {run_id} is not a file.")
-    return _register_file(ws, conn, name, run_id, target, rel_path, who or actor())
+    from mltui.core.models.identity import plain
+
+    return _register_file(ws, conn, name, run_id, target, rel_path, plain(ws, who))
 
 
 def _register_file(ws: Workspace, conn: sqlite3.Connection, name: str, run_id: str, target: Path, rel_path: str,
-                   who: str) -> tuple[ModelVersion, bool]:
+                   who) -> tuple[ModelVersion, bool]:
     from mltui.core.data.cache import Cache
     from mltui.core.data.hashing import Found
 
@@ -172,9 +178,9 @@ def _register_file(ws: Workspace, conn: sqlite3.Connection, name: str, run_id: s
                               (name,)).fetchone()[0]
         now = time.time()
         conn.execute(f"INSERT INTO model_versions({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
-                     (name, number, sha, st.st_size, run_id, rel_path, "candidate", who, now))
+                     (name, number, sha, st.st_size, run_id, rel_path, "candidate", _name(who), now))
         conn.execute("INSERT INTO stage_moves(model, version, from_stage, to_stage, actor, reason, time) "
-                     "VALUES (?,?,?,?,?,?,?)", (name, number, None, "candidate", who, "registered", now))
+                     "VALUES (?,?,?,?,?,?,?)", (name, number, None, "candidate", _name(who), "registered", now))
         audit.append(conn, who, "register", name, {"version": number, "run": run_id, "path": rel_path,
                                                    "sha256": sha, "size": st.st_size})
     return _load(conn, "model = ? AND version = ?", (name, number))[0], True
@@ -208,6 +214,8 @@ def auto_register(ws: Workspace, conn: sqlite3.Connection, run_id: str) -> list[
     """Register the run's artifacts that match the project's rules (run by the supervisor at the end)."""
     from fnmatch import fnmatchcase
 
+    from mltui.core.models.identity import plain
+
     rules = register_rules(ws.project_dir)
     made = []
     for path, location in conn.execute("SELECT path, location FROM artifacts WHERE run_id = ? AND sha256 IS NOT NULL "
@@ -216,14 +224,15 @@ def auto_register(ws: Workspace, conn: sqlite3.Connection, run_id: str) -> list[
             if fnmatchcase(path, pattern):
                 target = Path(location) if location else ws.run_dir(run_id) / path
                 if target.is_file():
-                    made.append(_register_file(ws, conn, model, run_id, target, path, actor())[0])
+                    made.append(_register_file(ws, conn, model, run_id, target, path, plain(ws))[0])
     return made
 
 
 # -- stages and aliases ---------------------------------------------------------------------------
-def move(conn: sqlite3.Connection, mv: ModelVersion, to: str, who: str, reason: str) -> None:
+def move(conn: sqlite3.Connection, mv: ModelVersion, to: str, who, reason: str) -> None:
     """Put a version in a stage (inside the caller's transaction). Into production, the version there
-    now goes to archived first: at most one production version, always."""
+    now goes to archived first: at most one production version, always. `who`: the deciding Actor (its
+    rows are signed) or an account name."""
     if to not in STAGES:
         raise UsageError(f"{to!r} is not a stage ({', '.join(STAGES)}).")
     now = time.time()
@@ -236,11 +245,11 @@ def move(conn: sqlite3.Connection, mv: ModelVersion, to: str, who: str, reason: 
         _set_stage(conn, mv, to, who, reason, now, current)
 
 
-def _set_stage(conn, mv: ModelVersion, to: str, who: str, reason: str, now: float, current: str | None = None) -> None:
+def _set_stage(conn, mv: ModelVersion, to: str, who, reason: str, now: float, current: str | None = None) -> None:
     current = current or mv.stage
     conn.execute("UPDATE model_versions SET stage = ? WHERE model = ? AND version = ?", (to, mv.model, mv.version))
     conn.execute("INSERT INTO stage_moves(model, version, from_stage, to_stage, actor, reason, time) "
-                 "VALUES (?,?,?,?,?,?,?)", (mv.model, mv.version, current, to, who, reason, now))
+                 "VALUES (?,?,?,?,?,?,?)", (mv.model, mv.version, current, to, _name(who), reason, now))
     audit.append(conn, who, "stage", mv.model, {"version": mv.version, "from": current, "to": to, "reason": reason})
 
 
@@ -249,8 +258,11 @@ def set_alias(ws: Workspace, conn: sqlite3.Connection, spec: str, alias: str, wh
     check_name(alias, "alias")
     if alias == "latest":
         raise UsageError("'latest' always means the newest version; pick another alias.")
-    who = who or actor()
+    from mltui.core.models.identity import decider, settle_policy
+
+    who = decider(ws, who)
     with write_tx(conn, ws.db_path):
+        settle_policy(ws, conn, who)
         mv = resolve(conn, spec)
         before = conn.execute("SELECT version FROM model_aliases WHERE model = ? AND alias = ?",
                               (mv.model, alias)).fetchone()
@@ -265,8 +277,11 @@ def rollback(ws: Workspace, conn: sqlite3.Connection, name: str, reason: str, wh
     """Production goes back to the version that was there before the current one. Returns (old, new)."""
     if not reason or not reason.strip():
         raise UsageError("A rollback needs a reason (-m WHY).")
-    who = who or actor()
+    from mltui.core.models.identity import decider, settle_policy
+
+    who = decider(ws, who)
     with write_tx(conn, ws.db_path):
+        settle_policy(ws, conn, who)
         current = production(conn, name)
         if current is None:
             versions(conn, name)  # an unknown model says so

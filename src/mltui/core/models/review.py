@@ -32,6 +32,19 @@ class Review:
     request: dict  # as promotion.get_request, the gates re-evaluated while it is open
     candidate: Side
     production: Side  # version None when nothing is in production (or the candidate is)
+    signing: dict | None = None  # while open: who would decide and with which key (signing_plan)
+
+
+def signing_plan(ws: Workspace) -> dict:
+    """Whether a decision taken now by this account would be signed, and with which key: Actor.describe(),
+    or {"refused": sentence} when it could not be taken (require_signed and no key, say)."""
+    from mltui.base.errors import MltuiError
+    from mltui.core.models.identity import decider
+
+    try:
+        return decider(ws).describe()
+    except MltuiError as exc:
+        return {"refused": str(exc)}
 
 
 def side(conn: sqlite3.Connection, mv: ModelVersion | None, max_curves: int = MAX_CURVES) -> Side:
@@ -79,4 +92,5 @@ def load_review(ws: Workspace, conn: sqlite3.Connection, request_id: int | str,
     if req["status"] == "open":
         req["gates"] = evaluate(conn, load_policy(ws), candidate, req["target"])
         req["failed"] = [g["gate"] for g in req["gates"] if not g["ok"]]
+        review.signing = signing_plan(ws)
     return review

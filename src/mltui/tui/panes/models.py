@@ -1,6 +1,6 @@
 """The Models pane: models and their versions (stage, aliases) on the left, the promotion queue on
-the right. From here a version is registered, promoted, aliased or rolled back, and a request opens
-for review (enter)."""
+the right. From here a version is registered, promoted, aliased or rolled back, a request opens
+for review (enter), and the audit trail opens with each row's signature checked (A)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ class ModelsPane(Pane):
         Binding("s", "alias", "Alias", id="models.alias"),
         Binding("b", "rollback", "Rollback", id="models.rollback"),
         Binding("i", "inspect", "Inspect", id="models.inspect"),
+        Binding("A", "audit", "Audit", id="models.audit", tooltip="the audit trail, each row's signature checked"),
         Binding("ctrl+r", "refresh", "Refresh", id="models.refresh", show=False),
     ]
     poll_group = "models-poll"
@@ -153,6 +154,11 @@ class ModelsPane(Pane):
         from mltui.tui.screens.review import ReviewScreen
 
         self.app.push_screen(ReviewScreen(self.ws, number), lambda _: self.poll_now(force=True))
+
+    def action_audit(self) -> None:
+        from mltui.tui.screens.audit import AuditScreen
+
+        self.app.push_screen(AuditScreen(self.ws))
 
     def action_promote(self) -> None:
         from mltui.core.models.promotion import request

@@ -31,6 +31,21 @@ CURVE_POINTS = 40
 MAX_METRICS = 12
 
 
+def signing_line(plan: dict, ok: str, bad: str) -> Text:
+    """Whether a decision taken here now is signed, and with which key (review.signing_plan)."""
+    line = Text("signing: ", style="bold")
+    if "refused" in plan:
+        line.append("cannot decide here: ", style=f"bold {bad}")
+        line.append(plan["refused"])
+    elif plan["signed"]:
+        line.append("signed", style=f"bold {ok}")
+        line.append(f" as {safe(plan['actor'])} with {plan['key']} ({safe(plan['source'])})")
+    else:
+        line.append("not signed", style="bold")
+        line.append(f" ({safe(plan['actor'])}: {safe(plan['why'] or 'no key')})")
+    return line
+
+
 class ReviewScreen(Screen):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="review.back"),
@@ -86,13 +101,13 @@ class ReviewScreen(Screen):
     def on_review_loaded(self, message: ReviewLoaded) -> None:
         review = message.review
         self.request = review.request
-        self._draw(review.request, review.candidate, review.production)
+        self._draw(review.request, review.candidate, review.production, review.signing)
         if self._approve_when_loaded:
             self._approve_when_loaded = False
             self._ask_approval()
 
     # -- drawing ----------------------------------------------------------------------------------
-    def _draw(self, req: dict, cand: Side, prod: Side) -> None:
+    def _draw(self, req: dict, cand: Side, prod: Side, signing: dict | None = None) -> None:
         theme = self.app.theme_variables
         ok, bad, muted = theme.get("success", "green"), theme.get("error", "red"), "dim"
         header = Text.assemble((f"Request #{req['id']}", "bold"), f"  {safe(req['label'])} → {req['target']}",
@@ -155,6 +170,9 @@ class ReviewScreen(Screen):
             gates.append("(the workspace policy has no gates)\n", style=muted)
         if req["override"]:
             gates.append(f"overridden: {safe(req['override'])}\n", style="bold")
+        if signing is not None:
+            gates.append_text(signing_line(signing, ok, bad))
+            gates.append("\n")
         hint = "a approve · r reject · c comment · esc back" if req["status"] == "open" else "esc back"
         gates.append(hint, style=muted)
         self.query_one("#review-gates", Static).update(gates)
