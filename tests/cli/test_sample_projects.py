@@ -25,7 +25,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "sample_projects"
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-PROJECTS = ["classifier", "jsonl_counter"]
+PROJECTS = ["classifier", "jsonl_counter", "serving"]
 KINDS = {"train", "eval", "other"}
 
 

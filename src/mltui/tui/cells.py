@@ -19,6 +19,8 @@ STATUS_ICONS = {
 
 def status_cell(status: str, colours: dict[str, str], label: str | None = None) -> Text:
     """The status with its icon and colour; `label` words it differently (a Slurm job's queue reason)."""
+    if status == "running" and label and label.startswith("stalled"):  # alive but silent: a warning, not progress
+        return Text(f"⏸ {safe(label)}", style=colours.get("status-killed", ""))
     colour = colours.get(f"status-{status}", "")
     return Text(f"{STATUS_ICONS.get(status, '·')} {safe(label or status)}", style=colour)
 

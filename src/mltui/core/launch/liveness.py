@@ -92,6 +92,10 @@ def reap_lost(ws: Workspace, conn: sqlite3.Connection, lost_after: float | None 
                     marked.append(run_id)
         for run_id in marked:
             forget_spare_note(ws.run_dir(run_id))
+        from mltui.core.notify.runs import run_ended
+
+        for run_id in marked:  # run.lost (or the end its note told): never raises, never waits
+            run_ended(ws, writer, run_id)
     except MltuiError:
         return []
     finally:

@@ -293,6 +293,7 @@ def _apply(ws: Workspace, conn: sqlite3.Connection, changes: list[Change]) -> in
     except MltuiError:
         return 0  # a read-only store: show what it says
     try:
+        before = _statuses(writer, [args[0] for change, args in changes if args])
         storeless = {}
         for change, args in changes:  # runs that ran without the store: their metrics.jsonl and exit file
             if change is INGEST:
@@ -307,9 +308,19 @@ def _apply(ws: Workspace, conn: sqlite3.Connection, changes: list[Change]) -> in
                 if end is not None:
                     status, reason, code, ended = end
                     run_store.mark_ended(writer, run_id, status, reason, ended, exit_code=code)
+        from mltui.core.notify.runs import endings_since
+
+        endings_since(ws, writer, before)  # run.finished / failed / lost for the runs Slurm saw end
     finally:
         writer.close()
     return len(changes)
+
+
+def _statuses(conn: sqlite3.Connection, run_ids: list[str]) -> dict[str, str]:
+    import json
+
+    return dict(conn.execute("SELECT id, status FROM runs WHERE id IN (SELECT value FROM json_each(?))",
+                             (json.dumps(sorted(set(run_ids))),)).fetchall())
 
 
 def environment_note() -> str | None:

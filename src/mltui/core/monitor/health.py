@@ -108,16 +108,20 @@ def health(window: Mapping[str, Any], ref: Reference, task: str | None = None) -
         out[name] = stats.percentile(LATENCY, latency, q)
     cells = missing = unseen = out_of_range = 0
     drifted = []
+    absent_everywhere = []
     for name, spec in ref.features.items():
-        agg = window["features"].get(name) or {"missing": n}
+        agg = window["features"].get(name) or {"absent": n}
+        if n and agg.get("absent", 0) >= n:
+            absent_everywhere.append(name)  # the logs never carry it: a schema difference, not missing values
+            continue
         cells += n
-        missing += agg.get("missing", 0)
+        missing += agg.get("missing", 0) + agg.get("absent", 0)
         unseen += agg.get("unseen", 0)
         out_of_range += agg.get("out_of_range", 0)
         d = feature_drift(spec, agg, n)
         if d is None:
             continue
-        d["missing"] = agg.get("missing", 0)
+        d["missing"] = agg.get("missing", 0) + agg.get("absent", 0)
         out["features"][name] = d
         if d["drifted"]:
             drifted.append(name)
@@ -127,8 +131,7 @@ def health(window: Mapping[str, Any], ref: Reference, task: str | None = None) -
     tested = len(out["features"])
     out["drift_share"] = len(drifted) / tested if tested else 0.0
     out["drifted"] = sorted(drifted, key=lambda f: -out["features"][f]["psi"])
-    out["schema"] = {"extra": sorted(window["extra"]), "absent": sorted(
-        f for f, agg in window["features"].items() if n and agg.get("missing", 0) == n)}
+    out["schema"] = {"extra": sorted(window["extra"]), "absent": sorted(absent_everywhere)}
     out["prediction_drift"] = _prediction_drift(window, ref)
     kind = task_of(window, task)
     out["task"] = kind

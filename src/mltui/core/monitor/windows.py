@@ -33,7 +33,7 @@ def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         a["latency"][k] = a["latency"].get(k, 0) + v
     for name, fb in b["features"].items():
         fa = a["features"].setdefault(name, {"missing": 0, "unseen": 0, "out_of_range": 0})
-        for key in ("missing", "unseen", "out_of_range"):
+        for key in ("missing", "absent", "unseen", "out_of_range"):
             fa[key] = fa.get(key, 0) + fb.get(key, 0)
         if "counts" in fb:
             _add_counts(fa, "counts", fb["counts"])
@@ -78,8 +78,8 @@ def aggregate(frame, ref: Reference, np) -> dict[str, Any]:
             out["latency"] = {str(int(i)): int(c) for i, c in zip(idx, counts)}
     present = {c[2:] for c in frame.columns if c.startswith("f:")}
     for name, spec in ref.features.items():
-        if name not in present:
-            out["features"][name] = {"missing": n, "unseen": 0, "out_of_range": 0}
+        if name not in present:  # no record of this chunk carries it: absent, not missing
+            out["features"][name] = {"missing": 0, "absent": n, "unseen": 0, "out_of_range": 0}
             continue
         out["features"][name] = _feature(frame.get_column("f:" + name), spec, n, np, pl)
     for name in sorted(present - set(ref.features)):
