@@ -52,3 +52,27 @@ def test_every_core_and_store_module_avoids_textual():
 def test_the_hygiene_check_can_fail():
     """The same helper sees Textual when something does import it."""
     assert "textual" in top_level(loaded_after("import mltui.tui.app"))
+
+
+FRAMEWORKS = {"tensorboard", "tensorboardX", "google", "mlflow", "lightning", "pytorch_lightning", "transformers",
+              "keras", "torch", "numpy", "polars"}
+
+
+def test_import_mltui_leaves_the_bridges_and_their_frameworks_unloaded():
+    mods = loaded_after("import mltui")
+    assert not {m for m in mods if m.startswith(("mltui.integrations", "mltui.wandb"))}
+    assert not top_level(mods) & FRAMEWORKS
+
+
+@pytest.mark.parametrize("statement", ["import mltui.wandb", "import mltui.wandb as wandb; wandb.config.lr = 1"])
+def test_mltui_wandb_is_standard_library_only(statement):
+    """It replaces `import wandb` in training scripts: nothing but the standard library and mltui's floor."""
+    mods = loaded_after(statement) - loaded_after("pass")  # what the interpreter loads anyway (.pth hooks) aside
+    assert top_level(mods) - set(sys.stdlib_module_names) - {"mltui"} == set()
+    assert not {m for m in mods if m.startswith("mltui.integrations")}
+
+
+@pytest.mark.parametrize("module", ["mltui.integrations", "mltui.core.launch.supervisor", "mltui.core.launch.tb_tail",
+                                    "mltui.core.runs.tfevents", "mltui.cli.imports"])
+def test_the_bridges_load_their_frameworks_only_when_used(module):
+    assert not top_level(loaded_after(f"import {module}")) & FRAMEWORKS

@@ -72,6 +72,7 @@ class Supervisor:
         self.forwarded: int | None = None
         self.watcher = None
         self.tail = None
+        self.tb = None  # TensorboardTail: event files the command writes (SummaryWriter and friends)
         self._signalled: int | None = None
         self._bad_written = 0  # bad metrics.jsonl lines already on the run
         self._reported = 0  # refused artifact paths already said
@@ -79,6 +80,7 @@ class Supervisor:
         self._gpu_source = None
         self._gpu_samples = 0
         self.memory: MemoryWatch | None = None
+        self.stall = None  # StallWatch (stall.py): alive but silent past runs.stall_seconds
         self.trouble: str | None = None  # why the store refused one of our writes, if it ever did
         self._unwritten: tuple[dict, list, list] = ({}, [], [])  # metrics and artifact rows a refused write left
 
@@ -140,6 +142,10 @@ class Supervisor:
         fingerprint = threading.Thread(target=self._fingerprint, args=(argv, cwd, spec), daemon=True)
         fingerprint.start()  # off the start's critical path; a short run still waits for it below
         self._start_watching(spec, cwd, started)
+        if self.config.stall_seconds > 0:
+            from mltui.core.launch.stall import StallWatch
+
+            self.stall = StallWatch(self.ws, self.conn, self.run_id, log_path, self.config.stall_seconds, started)
         returncode = self._loop()
         self._wrap_up(returncode, started)
         fingerprint.join(timeout=30)
@@ -167,6 +173,8 @@ class Supervisor:
                 if now - beat >= self.config.heartbeat_seconds:
                     self._heartbeat(now)
                     beat = now
+                    if self.stall is not None:
+                        self.stall.check(now)
                 if self.gpus and now - sampled >= self.config.gpu_sample_seconds:
                     sampled = now
                     self._sample_gpus(now)
@@ -232,6 +240,7 @@ class Supervisor:
         from mltui.core.launch.jsonl_tail import JsonlTail
 
         self.tail = JsonlTail(self.run_dir / "metrics.jsonl")
+        self._tail_event_files(spec, cwd, started)
         roots = [Root(self.run_dir / "artifacts", "artifacts")]
         for folder in spec.get("watch", []):
             roots.append(Root(Path(cwd) / folder, folder, since=started - 1.0, exclude=str(self.ws.root)))
@@ -245,10 +254,48 @@ class Supervisor:
         for problem in self.watcher.problems:
             print(f"supervisor: {problem}", file=sys.stderr, flush=True)
 
+    def _tail_event_files(self, spec: dict, cwd: str, started: float) -> None:
+        from mltui.core.launch.tb_tail import TensorboardTail, roots_for
+
+        roots = roots_for(cwd, spec.get("watch", []), self.run_dir)
+        self.tb = TensorboardTail(roots, started - 1.0, [str(self.ws.root)], self.conn, self.run_id)
+
+    def _read_event_files(self, columns: dict, final: bool) -> tuple[dict, dict]:
+        """Scalars of the command's TensorBoard event files joined to `columns`; (columns, tags and params
+        to set: hparams as params, damaged records counted as tags)."""
+        if self.tb is None:
+            return columns, {}
+        batch = self.tb.read(final=final)
+        if self.tb.problem:  # said once, in the run's own log too (where `mltui runs log` shows it)
+            print(f"supervisor: {self.tb.problem}", file=sys.stderr, flush=True)
+            self._say_in_output(f"mltui: {self.tb.problem}")
+            self.tb.problem = None
+        for key, (steps, values, times) in batch.columns.items():
+            into = columns.get(key)
+            if into is None:
+                columns[key] = (steps, values, times)
+            else:
+                columns[key] = (list(into[0]) + steps, list(into[1]) + values, list(into[2]) + times)
+        if batch.bad or batch.truncated:
+            print(f"supervisor: TensorBoard event files: {batch.bad} damaged record(s) skipped, {batch.truncated} "
+                  "cut short", file=sys.stderr, flush=True)
+        return columns, self.tb.unsaid()
+
+    def _say_in_output(self, line: str) -> None:
+        try:
+            fd = os.open(self.run_dir / "output.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, self.config.file_mode)
+            try:
+                os.write(fd, (line + "\n").encode())
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+
     def _collect(self, final: bool = False) -> None:
         from mltui.store import metrics as metric_store
 
         columns = self.tail.read(final=final) if self.tail else {}
+        columns, values = self._read_event_files(columns, final)
         bad = self.tail.bad if self.tail else 0
         rows, removed = self.watcher.poll(final=final) if self.watcher else ([], [])
         if any(self._unwritten):  # what a refused write left comes first, so nothing read is lost
@@ -258,12 +305,15 @@ class Supervisor:
                 print(f"supervisor: refused artifact {path!r}: it points outside the watched folder",
                       file=sys.stderr, flush=True)
                 self._reported += 1
-        if not (columns or rows or removed or bad != self._bad_written):
+        if not (columns or rows or removed or bad != self._bad_written or any(values.values())):
             return
         try:
             with write_tx(self.conn, self.ws.db_path):
                 if columns:
                     metric_store.write_batch(self.conn, self.run_id, columns)
+                for table, items in values.items():
+                    if items:
+                        run_store.set_values(self.conn, table, self.run_id, items)
                 if bad != self._bad_written:
                     run_store.update_run(self.conn, self.run_id, bad_lines=bad)
                 for name, size, digest, modified, location, replaced in rows:
@@ -278,6 +328,8 @@ class Supervisor:
             self._unwritten = (columns, list(rows), list(removed))
             raise
         self._bad_written = bad
+        if self.tb is not None:
+            self.tb.said(values)
 
     def _merge_unwritten(self, columns: dict, rows: list, removed: list) -> tuple[dict, list, list]:
         old_columns, old_rows, old_removed = self._unwritten
@@ -320,8 +372,8 @@ class Supervisor:
         for attempt in range(5):
             try:
                 self._collect(final=True)
-                while self.tail is not None and self.tail.more:  # the rest of a big file, in bounded steps
-                    self._collect(final=True)
+                while (self.tail is not None and self.tail.more) or (self.tb is not None and self.tb.more):
+                    self._collect(final=True)  # the rest of a big file, in bounded steps
                 break
             except Exception as exc:
                 print(f"supervisor: could not record the last metrics: {exc}", file=sys.stderr, flush=True)
@@ -385,6 +437,9 @@ class Supervisor:
                     if peak:
                         run_store.raise_peak_rss(self.conn, self.run_id, peak)
                 store_trouble.forget_spare_note(self.run_dir)  # the script's note, if any, is in the reason now
+                from mltui.core.notify.runs import run_ended
+
+                run_ended(self.ws, self.conn, self.run_id)  # run.finished / failed (never raises, never waits)
                 return
             except Exception as exc:
                 if isinstance(exc, StoreError) and not self.trouble:

@@ -417,6 +417,9 @@ class Run:
                         extra["reason"] = store_trouble.with_trouble(final, None, self._had_trouble, self._dropped)
                     with write_tx(self._conn, self.workspace.db_path):
                         run_store.mark_ended(self._conn, self.id, final, ended=_time(), exit_code=exit_code, **extra)
+                    from mltui.core.notify.runs import run_ended
+
+                    run_ended(self.workspace, self._conn, self.id)  # never raises; no channel, no process
             except BaseException as exc:
                 if self._strict or not isinstance(exc, StoreError):
                     with self._lock:
