@@ -81,7 +81,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         if not args.no_tui:
             sys.stderr.write("Building the demo workspace…\n")
-        ws, running = build_demo(where, n_runs=args.runs)
+        notes: list[str] = []
+        ws, running = build_demo(where, n_runs=args.runs, notes=notes)
+        for note in notes:
+            sys.stderr.write(note + "\n")
         launched: list[str] = []
         if not args.no_launch:
             from mltui.demo.launch import launch_samples

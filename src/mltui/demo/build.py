@@ -41,8 +41,11 @@ def _curves(rng: random.Random, steps: int, difficulty: float, lr: float, diverg
         yield step, point
 
 
-def build_demo(where: str | Path, n_runs: int = 24, seed: int = 7) -> tuple[Workspace, list[str]]:
-    """Fill a new workspace in `where` with finished, failed and running runs. Returns the ids still running."""
+def build_demo(where: str | Path, n_runs: int = 24, seed: int = 7,
+               notes: list[str] | None = None) -> tuple[Workspace, list[str]]:
+    """Fill a new workspace in `where` with finished, failed and running runs, datasets, models and a
+    monitored model with drift, an alert and a retrained candidate. Returns the ids still running;
+    `notes` gets a sentence for each part that could not be built."""
     rng = random.Random(seed)
     ws, _ = init_workspace(where)
     now = time.time()
@@ -87,6 +90,11 @@ def build_demo(where: str | Path, n_runs: int = 24, seed: int = 7) -> tuple[Work
 
     build_datasets(ws, made)
     build_models(ws, made)
+    from mltui.demo.monitor import build_monitoring
+
+    note = build_monitoring(ws)
+    if note and notes is not None:
+        notes.append(note)
     return ws, running
 
 

@@ -1,4 +1,5 @@
-"""Real runs for `mltui demo`: the sample projects copied into the demo folder and launched under supervisors.
+"""Real runs for `mltui demo`: the sample projects copied into the demo folder and launched under supervisors,
+and the sample pipeline run once with one stage left stale (demo/pipeline.py).
 
 The demo's mltui.toml names the sample commands, so the launch dialog offers them too.
 """
@@ -65,8 +66,13 @@ def launch_samples(ws: Workspace) -> tuple[list[str], str | None]:
     if has_torch:
         shutil.copytree(source / "classifier", project / "classifier")
         toml += TORCH_TOML
-    (project / "mltui.toml").write_text(toml, encoding="utf-8")
+    earlier = project / "mltui.toml"  # the monitor's retraining command (demo/monitor.py) is already there
+    toml += earlier.read_text(encoding="utf-8") if earlier.is_file() else ""
+    earlier.write_text(toml, encoding="utf-8")
     commands = load_commands(project / "mltui.toml")
+    from mltui.demo.pipeline import build_pipeline
+
+    pipeline_note = build_pipeline(ws, source)  # first: the runs launched below would slow its stages down
     import os
 
     from mltui.core.gpu.sources import open_gpus
@@ -80,5 +86,6 @@ def launch_samples(ws: Workspace) -> tuple[list[str], str | None]:
     if has_torch:
         ids.append(launch(ws, Launch(command=commands["train"], params={"epochs": 25}, name="demo-classifier",
                                      gpus=1)))
-    note = None if has_torch else "torch is not installed, so the demo runs only the dependency-free sample."
-    return ids, note
+    notes = [pipeline_note,
+             None if has_torch else "torch is not installed, so the demo runs only the dependency-free sample."]
+    return ids, " ".join(n for n in notes if n) or None

@@ -439,3 +439,20 @@ def test_with_max_parallel_1_independent_stages_run_one_after_the_other(ws, cli)
             "SELECT stage, started, ended FROM pipeline_steps WHERE stage IN ('left', 'right')")}
     first, second = sorted(spans.values())
     assert first[1] <= second[0]  # the second started only after the first ended
+
+
+def test_editing_a_restored_out_in_place_never_changes_what_the_run_cache_restores(project, cli):
+    ws = project
+    model = ws.project_dir / "models" / "model.json"
+    repro(cli)
+    made = model.read_bytes()
+    repro(cli, "-p", "train.lr=0.5")
+    restored, _ = repro(cli)  # back to lr=0.1: restored from the run cache
+    assert restored["train"]["state"] == "restored" and model.read_bytes() == made
+    with open(model, "r+b") as fh:  # edited in place, as root can even when the file is read-only
+        fh.write(b"XXXX")
+    assert status(cli)["train"]["reasons"] == [{"kind": "outs", "out": "models/model.json", "change": "modified"}]
+    repro(cli, "-p", "train.lr=0.5")
+    again, _ = repro(cli)
+    assert again["train"]["state"] == "restored"
+    assert model.read_bytes() == made

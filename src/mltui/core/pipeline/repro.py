@@ -267,7 +267,7 @@ class Repro:
                                    (inputs.fingerprint,)).fetchone()[0]
         run_id = self._restored_run(stage, inputs, source)
         step.run_id = run_id
-        self._commit(step, stage, inputs, restored=True)
+        self._commit(step, stage, inputs, restored=True, kept=outs)
         return True
 
     def _restored_run(self, stage: Stage, inputs: StageInputs, source: str | None) -> str:
@@ -320,21 +320,24 @@ class Repro:
             progressed = True
         return progressed
 
-    def _commit(self, step: Step, stage: Stage, inputs: StageInputs, restored: bool = False) -> None:
-        """A successful stage: its outs into the cache, its fingerprint recorded, metrics and lineage."""
+    def _commit(self, step: Step, stage: Stage, inputs: StageInputs, restored: bool = False,
+                kept: dict | None = None) -> None:
+        """A successful stage: its outs into the cache (a restore's are there already, as `kept`), its
+        fingerprint recorded, metrics and lineage."""
         missing = [out for out in stage.products if not os.path.lexists(os.path.join(self.project, out))]
         if missing:
             self._fail(step, f"it did not write its out {missing[0]}")
             return
         try:
-            kept = keep_outs(self.ws, self.conn, self.pipe.project, stage.products)
+            if kept is None:
+                kept = keep_outs(self.ws, self.conn, self.pipe.project, stage.products)
         except MltuiError as exc:
             self._fail(step, f"its outs could not be kept: {exc}")
             return
         last = state.LastRun(inputs.fingerprint, inputs.argv, inputs.params, inputs.deps,
                              {out: info["id"] for out, info in kept.items()}, step.run_id, time.time())
         state.record_success(self.conn, self.ws.db_path, self.project, stage.name, last, pack_files(inputs.files),
-                             kept)
+                             None if restored else kept)
         self.lasts[stage.name] = last
         state.settle_orphans(self.conn, self.ws.db_path, stage.name, inputs.fingerprint, "done",
                              f"recorded by pipeline run {self.pipeline_id}")

@@ -3,13 +3,12 @@ its fingerprint, and put back when a later repro meets that fingerprint again (a
 branch switched back), instead of running the command.
 
 An out is kept as a manifest of rows (path, kind, size, sha256, link target), as dataset versions are.
-It is restored by reflink, else a hard link to the read-only cache object, else a checked copy, into a
-folder beside the out that is renamed into place: an interrupted restore leaves nothing half-written.
+It is restored by reflink where the filesystem has them, else by a copy, into a folder beside the out
+that is renamed into place: an interrupted restore leaves nothing half-written.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 import sqlite3
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mltui.base.errors import MltuiError
-from mltui.core.data.hashing import hash_file, parallel
+from mltui.core.data.hashing import parallel
 from mltui.core.data.ops import reflink
 from mltui.core.data.versions import cache_of, snapshot
 from mltui.core.workspace import Workspace
@@ -52,20 +51,21 @@ def restore_outs(ws: Workspace, project: Path, outs: dict[str, Any]) -> dict[str
 
 
 def _place(src: Path, dst: Path, sha256: str) -> str:
+    """A reflink where the filesystem has them (instant, and the out is its own file), else a kernel copy.
+    Never a hard link: an out edited in place would then edit the cache's object too (root ignores the
+    object's read-only mode), and every later restore would hand out the edited bytes. The objects were
+    verified when they were stored; `mltui data verify` checks them again."""
     if reflink(src, dst):
         return "reflink"
-    try:
-        os.link(src, dst)  # the cache's objects are read-only: a hard link shares them safely
-        return "hardlink"
-    except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES):
-            raise
-    with open(dst, "wb") as sink:
-        got, _ = hash_file(os.fsencode(src), sink=sink.write)
-    if got != sha256:
-        raise MltuiError(f"The cache's copy of {dst.name} is damaged (sha256 differs); `mltui data verify` "
-                         "lists what is damaged.")
+    shutil.copyfile(src, dst)
+    os.chmod(dst, 0o644 & ~_umask())
     return "copy"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _restore_one(ws: Workspace, target: Path, out: dict[str, Any]) -> dict[str, int]:
