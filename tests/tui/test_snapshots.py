@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from mltui.core.workspace import init_workspace
 from mltui.store import metrics as metric_store
@@ -15,6 +15,7 @@ from mltui.store.opening import open_store
 from mltui.tui.app import create_app
 from mltui.tui.screens.run_detail import RunDetailScreen
 from mltui.tui.widgets.metric_spark import MetricSpark
+from mltui.tui.widgets.runs_table import RunsTable
 from launching import until  # noqa: E402
 
 NOW = 1_790_000_000.0
@@ -56,11 +57,10 @@ async def _settle(pilot, ready) -> None:
 
 
 def _runs_drawn(app) -> bool:
-    """Every run in the Runs pane, its status line written, its columns at their final widths (DataTable
-    widens them on the next idle after add_row)."""
-    table = app.screen.query_one("#runs-table", DataTable)
+    """Every run in the Runs pane, and its status line written."""
+    table = app.screen.query_one("#runs-table", RunsTable)
     status = str(app.screen.query_one("#runs-status", Static).render())
-    return table.row_count == len(RUNS) and status != "" and not table._require_update_dimensions
+    return table.row_count == len(RUNS) and len(table.row_keys()) == len(RUNS) and status != ""
 
 
 def _detail_drawn(app) -> bool:

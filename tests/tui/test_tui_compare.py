@@ -32,7 +32,9 @@ from mltui.store.connection import write_tx
 from mltui.store.opening import open_store
 from mltui.tui.app import MltuiApp, create_app
 from mltui.tui.screens.main import MainScreen
+from mltui.tui.modals.prompt import PromptScreen
 from mltui.tui.modals.save_view import SaveViewScreen
+from mltui.tui.widgets.runs_table import RunsTable
 
 SMALL = (80, 24)
 LARGE = (160, 50)
@@ -137,8 +139,8 @@ def cmp_status(app) -> str:
     return cmp_text(app, "#compare-status")
 
 
-def cmp_runs_table(app) -> DataTable:
-    return app.screen.query_one("#runs-table", DataTable)
+def cmp_runs_table(app) -> RunsTable:
+    return app.screen.query_one("#runs-table", RunsTable)
 
 
 def cmp_lines(widget) -> list[str]:
@@ -271,7 +273,7 @@ async def test_mark_three_runs_and_compare_them(cmp_ws, cmp_runs, size):
     async with app.run_test(size=size) as pilot:
         await cmp_loaded(pilot, 4)
         table = cmp_runs_table(app)
-        assert [r.key.value for r in table.ordered_rows] == [A, B, C, D]
+        assert table.row_keys() == [A, B, C, D]
         await pilot.press("space", "space", "space")
         await cmp_wait(pilot, lambda: " · 3 marked" in cmp_runs_status(app))
         assert cmp_runs_status(app) == "4 runs · 3 marked · sort: newest first"
@@ -568,7 +570,7 @@ async def test_compare_all_with_a_filter_compares_exactly_the_filtered_runs(cmp_
         await pilot.press("slash")
         app.focused.insert_text_at_cursor("params.lr < 0.05 or params.opt = sgd")
         await pilot.press("enter")
-        await cmp_wait(pilot, lambda: [r.key.value for r in cmp_runs_table(app).ordered_rows] == [B, C, D])
+        await cmp_wait(pilot, lambda: cmp_runs_table(app).row_keys() == [B, C, D])
         await pilot.press("C")
         await cmp_drawn(pilot, "3 runs", ["acc"])
         assert cmp_status(app) == "3 runs · where params.lr < 0.05 or params.opt = sgd · metric acc · x step · smoothing 0"
@@ -590,19 +592,39 @@ async def test_compare_all_with_a_filter_compares_exactly_the_filtered_runs(cmp_
         assert cmp_row_keys(metrics) == [A, B, C, D]
 
 
-async def test_compare_all_refuses_more_than_fifty_runs(cmp_ws):
+async def test_compare_all_asks_how_many_when_the_filter_shows_more_than_fifty(cmp_ws):
     many = [(f"many{i:06d}", f"run-{i:02d}", 1000 - i, {"i": i}, {"loss": [1.0 / (i + 1)]}) for i in range(51)]
     cmp_insert(cmp_ws, many)
     app = cmp_app(cmp_ws)
     async with app.run_test(size=SMALL, notifications=True) as pilot:
         await cmp_loaded(pilot, 51)
         await pilot.press("C")
-        await cmp_wait(pilot, lambda: cmp_messages(app))
-        assert cmp_messages(app) == [("The filter shows 51 runs; narrow it to 50 or fewer to compare them all.",
-                                      "warning")]
-        # the warning is said where C decides, instead of comparing: nothing comes after it
+        await cmp_wait(pilot, lambda: isinstance(app.screen, PromptScreen))
+        assert "The filter shows 51 runs" in " ".join(str(w.render()) for w in app.screen.query(Static))
+        field = app.screen.query_one("#prompt-n", Input)
+        assert field.value == "50"
+        # esc: nothing is compared
+        await pilot.press("escape")
+        await cmp_wait(pilot, lambda: isinstance(app.screen, MainScreen))
         assert app.screen.query_one(TabbedContent).active == "runs"
-        assert app.screen.query_one("#compare-empty").display is True  # nothing was compared
+        assert app.screen.query_one("#compare-empty").display is True
+        # a number out of range is refused with a sentence
+        await pilot.press("C")
+        await cmp_wait(pilot, lambda: isinstance(app.screen, PromptScreen))
+        app.screen.query_one("#prompt-n", Input).value = "0"
+        await pilot.press("enter")
+        await cmp_wait(pilot, lambda: cmp_messages(app))
+        assert cmp_messages(app) == [("Give a number of runs from 1 to 200.", "warning")]
+        assert app.screen.query_one("#compare-empty").display is True
+        # all 51: the first 51 in the order shown, newest first
+        await pilot.press("C")
+        await cmp_wait(pilot, lambda: isinstance(app.screen, PromptScreen))
+        app.screen.query_one("#prompt-n", Input).value = "51"
+        await pilot.press("enter")
+        await cmp_drawn(pilot, "51 runs", ["loss"])
+        assert cmp_row_keys(cmp_table(app, "metrics")) == [f"many{i:06d}" for i in range(50, -1, -1)]
+        await pilot.press("1")
+        await cmp_wait(pilot, lambda: app.screen.query_one(TabbedContent).active == "runs")
 
         # exactly 50 is fine
         await pilot.press("slash")

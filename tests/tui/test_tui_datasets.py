@@ -25,6 +25,7 @@ from mltui.tui.app import MltuiApp, create_app
 from mltui.tui.panes.datasets import DatasetsPane
 from mltui.tui.screens.main import MainScreen
 from mltui.tui.screens.run_detail import RunDetailScreen
+from mltui.tui.widgets.runs_table import RunsTable
 
 BIG = (120, 40)
 SMALL = (80, 24)
@@ -454,7 +455,7 @@ async def test_run_detail_shows_the_data_a_run_used(fast, tmp_path):
     app = app_for(fast)
     async with app.run_test(size=BIG) as pilot:
         await until(pilot, lambda: isinstance(app.screen, MainScreen), what="the main screen")
-        runs = app.screen.query_one("#runs-table", DataTable)
+        runs = app.screen.query_one("#runs-table", RunsTable)
         await until(pilot, lambda: runs.row_count == 1, what="the run listed")
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, RunDetailScreen), what="the run's detail")

@@ -32,6 +32,7 @@ from mltui.tui.screens.main import MainScreen
 from mltui.tui.screens.run_detail import RunDetailScreen
 from mltui.tui.panes.runs import RunsPane
 from mltui.tui.widgets.log_view import LogView
+from mltui.tui.widgets.runs_table import RunsTable
 from launching import kill_workspace_processes, output, wait_for  # noqa: E402
 
 SMALL = (80, 24)
@@ -222,12 +223,12 @@ def launch_error(app) -> str:
     return str(app.screen.query_one("#launch-error", Static).render())
 
 
-def table(app) -> DataTable:
-    return app.screen.query_one("#runs-table", DataTable)
+def table(app) -> RunsTable:
+    return app.screen.query_one("#runs-table", RunsTable)
 
 
 def row_keys(app) -> list[str]:
-    return [row.key.value for row in table(app).ordered_rows]
+    return table(app).row_keys()
 
 
 def cell(app, run_id: str, column: str) -> str:
@@ -237,7 +238,7 @@ def cell(app, run_id: str, column: str) -> str:
 def drawn(widget) -> list[str]:
     """The widget's lines as drawn (trailing blanks stripped)."""
     width, height = widget.size
-    if isinstance(widget, (DataTable, LogView)):
+    if isinstance(widget, (DataTable, RunsTable, LogView)):
         return [widget.render_line(y).text.rstrip() for y in range(height)]
     return [strip.text.rstrip() for strip in widget.render_lines(Region(0, 0, width, height))]
 

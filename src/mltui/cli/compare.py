@@ -31,6 +31,9 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--clip", action="store_true", default=None, help="clip outliers out of the y range")
     p.add_argument("--all-params", action="store_true", help="show every param, not only those that differ")
     p.add_argument("--save", metavar="NAME", help="save this comparison as a named view")
+    p.add_argument("--group-by", "-g", metavar="SPEC",
+                   help="compare groups of runs instead: 'params.model,params.lr' or '*,-seed' (every param but "
+                   "seed); each group shows N and mean ± std [min, max], and --plot draws each group's mean")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON")
     fmt.add_argument("--csv", action="store_true", help="print the metric table as CSV")
@@ -115,6 +118,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     if not args.runs and not args.where and not args.view:
         raise UsageError("Name runs to compare (ids), or give --where or --view.")
+    if args.group_by:
+        return compare_groups(args)
     ws, conn = open_workspace(write=bool(args.save))
     with closing(conn):
         view = full_ids(conn, _view_from_args(args, conn))
@@ -154,6 +159,59 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.save:
         sys.stderr.write(f"Saved view {args.save!r}.\n")
     return 0
+
+
+def compare_groups(args: argparse.Namespace) -> int:
+    """`compare --group-by`: the runs named (ids, --where or --view; no cap on how many) in groups, a table
+    per metric; with --plot each group's mean drawn, its legend giving N."""
+    from mltui.base.errors import UsageError
+    from mltui.cli.groups import group_json, print_groups, shown_metrics
+    from mltui.core.reader import open_workspace
+    from mltui.core.runs.compare import direction
+    from mltui.core.runs.groups import expand_group_by, group_runs, group_series, param_keys
+
+    if args.save or args.csv:
+        raise UsageError("--save and --csv do not go with --group-by.")
+    ws, conn = open_workspace()
+    with closing(conn):
+        view = full_ids(conn, _view_from_args(args, conn))
+        where = view.where if not view.runs else "id in (" + ", ".join(view.runs) + ")"
+        columns = expand_group_by(args.group_by, param_keys(conn))
+        metrics = view.metrics or shown_metrics(conn, where, False, None)
+        groups = group_runs(conn, where, columns, metrics)
+        if not groups:
+            raise UsageError("No runs to compare: name some ids or a --where that matches runs.")
+        charts = []
+        if args.plot:
+            width, height = shutil.get_terminal_size((100, 30))
+            for key in metrics[:6]:
+                bands = [(g, group_series(conn, g.run_ids, key, points=max(20, width - 20))) for g in groups[:20]]
+                charts.append((key, bands))
+    directions = {k: direction(k, ws.config().directions) for k in metrics}
+
+    def text() -> None:
+        print(f"Comparing {groups.runs:,} runs in {groups.total:,} groups by {', '.join(columns)}")
+        for key in metrics:
+            better = "lower" if directions[key] == "min" else "higher"
+            print(f"\n{safe(key)} ({better} is better)")
+            print_groups(groups, columns, [key])
+        for key, bands in charts:
+            from types import SimpleNamespace
+
+            from mltui.chart import draw
+
+            drawn = [(g, b) for g, b in bands if b.steps]
+            if not drawn:
+                continue
+            series = [SimpleNamespace(x=b.steps, y=b.mean) for _, b in drawn]
+            labels = [safe(", ".join(f"{c.removeprefix('params.')}={display(g.key[c])}" for c in columns))
+                      + f" (N={max(b.n)})" for g, b in drawn]
+            print()
+            print(draw(series, labels, width, max(10, min(height - 4, 30)), title=f"{key}: mean per group",
+                       colour=sys.stdout.isatty()))
+
+    return emit(args, lambda: group_json(groups, columns, metrics, total=groups.total, runs=groups.runs,
+                                         directions=directions), text)
 
 
 def _as_json(comp) -> dict:

@@ -28,7 +28,10 @@ NOUNS = {  # command -> the module that registers it (a command line builds only
     "init": "workspace", "run": "launch", "sweep": "launch", "runs": "runs", "queue": "queue",
     "metrics": "metrics", "compare": "compare", "views": "compare", "export": "compare", "tui": "tui",
     "demo": "tui", "gpu": "gpu", "data": "data", "models": "models", "promote": "models", "audit": "models",
-    "repro": "pipeline", "pipeline": "pipeline",
+    "keys": "keys",
+    "repro": "pipeline", "pipeline": "pipeline", "monitor": "monitor", "notify": "notify",
+    "gc": "gc",
+    "import": "imports",
 }
 
 

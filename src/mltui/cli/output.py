@@ -13,7 +13,7 @@ from mltui.base.text import age as text_age
 from mltui.base.text import safe, span
 from mltui.base.values import jsonable
 
-__all__ = ["safe", "jsonable", "wants_json", "emit", "print_json", "age", "span", "when", "table"]
+__all__ = ["safe", "jsonable", "wants_json", "emit", "print_json", "stream_json", "age", "span", "when", "table"]
 
 
 def wants_json(args: Any) -> bool:
@@ -45,6 +45,33 @@ def emit(args: Any, data: Any, text: Callable[[], int | None] | None = None, *, 
         if result is not None:
             return result
     return code
+
+
+def _compact(item: Any) -> str:
+    try:  # the C encoder; only an item holding NaN or an infinity goes through jsonable
+        return json.dumps(item, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        return json.dumps(jsonable(item), ensure_ascii=False)
+
+
+def stream_json(batches: Iterable[Iterable[Any]], lines: bool = False) -> int:
+    """Items as they come, a batch at a time: one JSON array with an item per line, or with `lines` JSON
+    lines (one item per line, no array). An item may be a JSON text already (a str). Nothing holds more
+    than a batch, so a whole-result output stays flat in memory at any size. Returns the item count."""
+    out = sys.stdout
+    count = 0
+    for batch in batches:
+        for item in batch:
+            text = item if isinstance(item, str) else _compact(item)
+            if lines:
+                out.write(text + "\n")
+            else:
+                out.write(("[\n  " if count == 0 else ",\n  ") + text)
+            count += 1
+    if not lines:
+        out.write("[]\n" if count == 0 else "\n]\n")
+    out.flush()
+    return count
 
 
 def print_json(data: Any) -> None:

@@ -23,11 +23,22 @@ def register(sub, common: argparse.ArgumentParser) -> None:
                           "\"status in (running, queued)\", \"name like 'resnet%' and created > 2d\", "
                           "\"not tags.team = vision\", \"params.opt is null\". Fields: params.NAME, metrics.NAME "
                           "(latest value), tags.NAME, id, name, kind, status, created, started, ended, duration, "
-                          "host, user, exit_code, note. Keys with odd characters: metrics.`val acc`.")
+                          "host, user, exit_code, note, stalled (stalled = true: alive but silent past "
+                          "runs.stall_seconds), stalled_since. Keys with odd characters: metrics.`val acc`.")
     ls.add_argument("--where", "-w", metavar="EXPR", help="filter, e.g. \"params.lr > 0.01 and status = finished\"")
     ls.add_argument("--sort", "-s", metavar="KEY", help="sort key; '-' in front for descending, e.g. -metrics.val_acc")
     ls.add_argument("--limit", "-n", type=int, default=100, metavar="N", help="show at most N runs (0: all; default 100)")
-    ls.add_argument("--json", action="store_true", help="print JSON: a list of runs with params, tags and metrics")
+    ls.add_argument("--group-by", "-g", metavar="SPEC",
+                    help="group the runs: 'params.model,params.lr' (bare names are params; tags.NAME too), or "
+                    "'*,-seed' for every param but seed; each group shows N and mean ± std [min, max] of the metrics")
+    ls.add_argument("--metric", "-m", action="append", metavar="K",
+                    help="with --group-by: a metric to aggregate (repeat; default the three most logged)")
+    ls.add_argument("--archived", action="store_true",
+                    help="include archived runs (a filter that names `archived` includes them too)")
+    out = ls.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print JSON: a list of runs with params, tags and metrics "
+                     "(with --group-by: the groups and their aggregates)")
+    out.add_argument("--jsonl", action="store_true", help="print JSON lines: one run per line, as they are read")
     ls.set_defaults(handler=cmd_list)
 
     show = verbs.add_parser("show", parents=[common], help="show one run in full",
@@ -37,11 +48,26 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     show.set_defaults(handler=cmd_show)
 
     rm = verbs.add_parser("rm", parents=[common], help="remove runs and their folders",
-                          description="Remove runs from the store and delete their folders (logs, artifacts).")
-    rm.add_argument("runs", metavar="ID", nargs="+", help="run ids or unique prefixes")
+                          description="Remove runs from the store and delete their folders (logs, artifacts). "
+                          "With --where, every matching run, in batches that never hold up a run logging at the "
+                          "same time; queued or running runs refuse the removal unless --force (which stops "
+                          "launched runs first).")
+    rm.add_argument("runs", metavar="ID", nargs="*", help="run ids or unique prefixes")
+    rm.add_argument("--where", "-w", metavar="EXPR", help="remove every run matching this filter")
+    rm.add_argument("--archived", action="store_true", help="with --where: archived runs match too")
+    rm.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
     rm.add_argument("--force", action="store_true", help="also remove queued or running runs")
     rm.add_argument("--json", action="store_true", help="print the removed ids as JSON")
     rm.set_defaults(handler=cmd_rm)
+
+    for verb, helps in (("archive", "hide runs from listings (kept in the store; --archived shows them)"),
+                        ("unarchive", "bring archived runs back into listings")):
+        a = verbs.add_parser(verb, parents=[common], help=helps, description=helps[0].upper() + helps[1:] + ".")
+        a.add_argument("runs", metavar="ID", nargs="*", help="run ids or unique prefixes")
+        a.add_argument("--where", "-w", metavar="EXPR", help="every run matching this filter")
+        a.add_argument("--dry-run", action="store_true", help="say which runs, change nothing")
+        a.add_argument("--json", action="store_true", help="print JSON")
+        a.set_defaults(handler=cmd_archive, archive=verb == "archive")
 
     from mltui.cli import runs_control
 
@@ -49,14 +75,29 @@ def register(sub, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from mltui.base.errors import UsageError
     from mltui.core.launch.liveness import reap_lost
-    from mltui.core.runs.listing import list_runs
+    from mltui.core.runs.listing import iter_runs_json, list_runs, select_ids
     from mltui.core.reader import open_workspace
 
+    if args.limit < 0:
+        raise UsageError("--limit must be 0 (no limit) or a positive number.")
+    if args.metric and not args.group_by:
+        raise UsageError("--metric goes with --group-by (the runs table shows the most logged metrics).")
     ws, conn = open_workspace()
     with closing(conn):
         reap_lost(ws, conn)
-        result = list_runs(conn, where=args.where, sort=args.sort, limit=args.limit)
+        if args.group_by:
+            from mltui.cli.groups import list_groups
+
+            return list_groups(args, conn)
+        if args.json or args.jsonl:  # written as read, a batch at a time: flat memory at any size
+            from mltui.cli.output import stream_json
+
+            ids = select_ids(conn, args.where, args.sort, args.archived)
+            stream_json(iter_runs_json(conn, ids[:args.limit] if args.limit else ids), lines=args.jsonl)
+            return 0
+        result = list_runs(conn, where=args.where, sort=args.sort, limit=args.limit, archived=args.archived)
     return emit(args, result.runs, lambda: _print_list(args, result))
 
 
@@ -104,6 +145,8 @@ def _print_run(run: dict) -> None:
         f"name     {safe(run['name'])}",
         f"status   {run['status']}" + (f" (exit code {run['exit_code']})" if run.get("exit_code") is not None else ""),
         *([f"reason   {safe(run['reason'])}"] if run.get("reason") else []),
+        *([f"stalled  no output and no metric since {when(run['stalled_since'])} ({age(run['stalled_since'])})"]
+          if run.get("stalled_since") is not None else []),
         f"kind     {safe(run['kind'])}",
         f"created  {when(run['created'])}  ({age(run['created'])})",
         f"duration {span(duration(run))}",
@@ -156,8 +199,15 @@ def _print_run(run: dict) -> None:
 def cmd_rm(args: argparse.Namespace) -> int:
     from mltui.core.runs.listing import ACTIVE, remove_run, runs_by_id, unique_ids
     from mltui.core.reader import open_workspace
-    from mltui.base.errors import MltuiError
+    from mltui.base.errors import MltuiError, UsageError
 
+    if bool(args.runs) == bool(args.where):
+        raise UsageError("Name the runs to remove (ids) or give --where, not both." if args.runs
+                         else "Run ids or --where EXPR are required: say which runs to remove.")
+    if args.where:
+        return _rm_where(args)
+    if args.dry_run or args.archived:
+        raise UsageError("--dry-run and --archived go with --where.")
     ws, conn = open_workspace(write=True)
     with closing(conn):
         ids = unique_ids(conn, args.runs)  # every name checked before anything goes
@@ -179,3 +229,59 @@ def cmd_rm(args: argparse.Namespace) -> int:
             print(f"Removed {run_id}")
 
     return emit(args, {"removed": removed}, text)
+
+
+def _rm_where(args: argparse.Namespace) -> int:
+    from mltui.base.errors import MltuiError
+    from mltui.cli.progress import progress_bar
+    from mltui.core.reader import open_workspace
+    from mltui.core.runs.tidy import remove_where
+
+    ws, conn = open_workspace(write=True)
+
+    def stop(run_id: str) -> None:  # a launched run would go on unseen once its row is gone
+        from mltui.core.launch.stop import kill_run
+
+        try:
+            kill_run(ws, run_id, grace=2.0)
+        except MltuiError:
+            pass
+
+    with closing(conn), progress_bar("Removing runs", unit="runs", quiet=args.json) as update:
+        result = remove_where(ws, conn, args.where, archived=args.archived, dry_run=args.dry_run, force=args.force,
+                              progress=update, stop=stop)
+
+    def text() -> None:
+        if args.dry_run:
+            print(f"Would remove {result.matched:,} runs (nothing removed: --dry-run).")
+            return
+        print(f"Removed {len(result.done):,} runs.")
+        if result.kept:
+            print(f"Kept {len(result.kept):,} that were started again meanwhile (such as {result.kept[0]}).")
+
+    return emit(args, {"removed": [] if args.dry_run else result.done, "matched": result.matched,
+                       "dry_run": args.dry_run, **({"would_remove": result.done} if args.dry_run else {}),
+                       "kept": result.kept}, text)
+
+
+def cmd_archive(args: argparse.Namespace) -> int:
+    from mltui.base.errors import UsageError
+    from mltui.cli.progress import progress_bar
+    from mltui.core.reader import open_workspace
+    from mltui.core.runs.listing import unique_ids
+    from mltui.core.runs.tidy import archive_where
+
+    verb = "archive" if args.archive else "unarchive"
+    if bool(args.runs) == bool(args.where):
+        raise UsageError(f"Name the runs to {verb} (ids) or give --where, not both." if args.runs
+                         else f"Run ids or --where EXPR are required: say which runs to {verb}.")
+    ws, conn = open_workspace(write=True)
+    with closing(conn), progress_bar(f"{verb.capitalize()[:-1]}ing runs", unit="runs", quiet=args.json) as update:
+        ids = unique_ids(conn, args.runs) if args.runs else None
+        result = archive_where(ws, conn, args.where, ids, archive=args.archive, dry_run=args.dry_run, progress=update)
+
+    def text() -> None:
+        done = "Would " + verb if args.dry_run else verb.capitalize() + "d"
+        print(f"{done} {len(result.done):,} runs." + (" (nothing changed: --dry-run)" if args.dry_run else ""))
+
+    return emit(args, {verb + "d": result.done, "dry_run": args.dry_run}, text)

@@ -21,7 +21,7 @@ RUN_COLUMNS = (
     "heartbeat", "exit_code", "run_dir", "note", "bad_lines",
     "sup_pid", "reason", "spec", "rerun_of", "fingerprint", "kill_requested", "pid_start",
     "executor", "job_id", "job_state",
-    "peak_rss", "boot_id", "store_trouble", "dropped_points",
+    "peak_rss", "boot_id", "store_trouble", "dropped_points", "archived", "stalled_since",
 )
 STATUSES = ("queued", "running", "finished", "failed", "killed", "lost")
 ACTIVE = ("queued", "running")
@@ -76,7 +76,7 @@ def mark_ended(
     must still be the one read (IS, so None matches a run that never beat)."""
     import time
 
-    sets = ["status = ?"]
+    sets = ["status = ?", "stalled_since = NULL"]  # an ended run is no longer stalled
     args: list[Any] = [status]
     if reason is not _KEEP:
         sets.append("reason = ?")
@@ -146,6 +146,16 @@ def beat(conn: sqlite3.Connection, run_id: str, now: float, peak_rss: int | None
         "ended = CASE WHEN status = 'lost' THEN NULL ELSE ended END, "
         "peak_rss = CASE WHEN ? > coalesce(peak_rss, 0) THEN ? ELSE peak_rss END "
         "WHERE id = ? AND status IN ('running', 'lost')", (now, peak_rss, peak_rss, run_id))
+
+
+def set_stalled(conn: sqlite3.Connection, run_id: str, since: float | None) -> bool:
+    """A running run went silent at `since` (no output line, no metric past runs.stall_seconds), or, with
+    None, spoke again; returns whether the flag changed (only a running run is ever flagged)."""
+    if since is None:
+        return conn.execute("UPDATE runs SET stalled_since = NULL WHERE id = ? AND stalled_since IS NOT NULL",
+                            (run_id,)).rowcount > 0
+    return conn.execute("UPDATE runs SET stalled_since = ? WHERE id = ? AND status = 'running' "
+                        "AND stalled_since IS NULL", (since, run_id)).rowcount > 0
 
 
 def raise_peak_rss(conn: sqlite3.Connection, run_id: str, peak_rss: int) -> None:
@@ -254,6 +264,41 @@ def set_values(conn: sqlite3.Connection, table: str, run_id: str, values: Mappin
         "ON CONFLICT(run_id, key) DO UPDATE SET value = excluded.value, type = excluded.type",
         rows,
     )
+    if table == "params" and rows:
+        refresh_params_key(conn, run_id)
+
+
+# A run's params as one canonical text, kept on the run (runs.params_key) so that grouping runs by their
+# params reads one column per run instead of twenty rows: each param as RS key US type US quote(value),
+# in key order. Triggers on `params` (schema 11) set it to NULL whenever a param row changes, whoever
+# writes; set_values writes it back at once, and a read meets a NULL by computing it (PARAMS_KEY_OF).
+PARAMS_KEY_OF = ("coalesce((SELECT group_concat(char(30) || p.key || char(31) || p.type || char(31) || quote(p.value), '') "
+                 "FROM (SELECT key, type, value FROM params WHERE run_id = {run} ORDER BY key) p), '')")
+
+
+def refresh_params_key(conn: sqlite3.Connection, run_id: str) -> None:
+    conn.execute(f"UPDATE runs SET params_key = {PARAMS_KEY_OF.format(run='?')} WHERE id = ?", (run_id, run_id))
+
+
+def fill_params_keys(conn: sqlite3.Connection) -> int:
+    """Write the params key of every run that lacks one (runs whose params were written by other means);
+    returns how many. The caller owns the transaction."""
+    return conn.execute(f"UPDATE runs SET params_key = {PARAMS_KEY_OF.format(run='runs.id')} "
+                        "WHERE params_key IS NULL").rowcount
+
+
+def set_archived(conn: sqlite3.Connection, run_ids: Sequence[str], archived: bool) -> int:
+    """Archive (hide from listings) or bring back these runs; returns how many changed."""
+    return conn.execute("UPDATE runs SET archived = ? WHERE id IN (SELECT value FROM json_each(?)) AND archived != ?",
+                        (int(archived), _json(run_ids), int(archived))).rowcount
+
+
+def delete_runs(conn: sqlite3.Connection, run_ids: Sequence[str], *, keep_active: bool = True) -> list[str]:
+    """Delete these runs (params, tags, metrics and artifact rows go with them); with `keep_active` a run
+    that is queued or running now is kept, whatever it was when chosen. Returns the ids deleted."""
+    guard = f" AND status NOT IN ({', '.join(repr(s) for s in ACTIVE)})" if keep_active else ""
+    return [r[0] for r in conn.execute(
+        f"DELETE FROM runs WHERE id IN (SELECT value FROM json_each(?)){guard} RETURNING id", (_json(run_ids),))]
 
 
 def _json(items) -> str:

@@ -36,8 +36,12 @@ ATTRIBUTES = {
     "git_commit": "runs.git_commit",
     "cwd": "runs.cwd",
     "pid": "runs.pid",
+    "archived": "runs.archived",  # 1 for a run put away with `runs archive` (hidden unless asked for)
+    # alive but silent (no output, no metric) since then, past runs.stall_seconds; NULL when not stalled
+    "stalled_since": "runs.stalled_since",
+    "stalled": "(runs.stalled_since IS NOT NULL)",  # stalled = true
 }
-TIME_ATTRIBUTES = {"created", "started", "ended"}
+TIME_ATTRIBUTES = {"created", "started", "ended", "stalled_since"}
 NAMESPACES = {  # prefix -> (table, value column)
     "params": ("params", "value"),
     "tags": ("tags", "value"),
@@ -135,6 +139,7 @@ class Compiler:
         self.i = 0
         self.params: list[object] = []
         self.now = time.time() if now is None else now
+        self.fields: set[Field] = set()  # every field the expression names
 
     # token helpers
     @property
@@ -206,6 +211,7 @@ class Compiler:
                 f"unknown field {tok.text!r}; use params.NAME, metrics.NAME, tags.NAME or one of "
                 + ", ".join(ATTRIBUTES)
             )
+        self.fields.add(field)
         self.take()
         negate = False
         if self.is_kw("not"):
@@ -323,6 +329,21 @@ def compile_where(expr: str, now: float | None = None) -> tuple[str, list[object
     comp = Compiler(expr, now)
     sql = comp.compile()
     return sql, comp.params
+
+
+HIDE_ARCHIVED = "runs.archived = 0"
+
+
+def compile_filter(expr: str | None, now: float | None = None, archived: bool = False) -> tuple[str | None, list[object]]:
+    """What a listing shows: the --where (None or blank: every run) with archived runs left out, unless
+    `archived` (--archived) or the expression itself names the field `archived` (archived = 1)."""
+    if expr is None or not expr.strip():
+        return (None, []) if archived else (HIDE_ARCHIVED, [])
+    comp = Compiler(expr, now)
+    sql = comp.compile()
+    if archived or Field(None, "archived") in comp.fields:
+        return sql, comp.params
+    return f"{HIDE_ARCHIVED} AND {sql}", comp.params
 
 
 def compile_sort(spec: str, now: float | None = None) -> tuple[str, list[object]]:

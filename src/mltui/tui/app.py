@@ -1,8 +1,8 @@
 """The mltui App: a router of screens and bindings.
 
 The layout of tui/: screens/ are whole screens (the main screen with its tabs, a run's detail, its
-log, a promotion review); panes/ are the five tabs of the main screen (runs, compare, datasets, GPUs,
-models) on one base (panes/base.py); modals/ are dialogs over any screen (confirm, prompt, save view,
+log, a promotion review); panes/ are the six tabs of the main screen (runs, compare, datasets, GPUs,
+models, pipelines) on one base (panes/base.py); modals/ are dialogs over any screen (confirm, prompt, save view,
 launch, add data); widgets/ are the pieces they share. Background work reports through polling.py
 (panes and screens that poll) or typed messages (messages.py); writes.py is how a screen changes the
 store. Nothing under tui/ talks SQL or opens the store but through core/.
@@ -69,6 +69,15 @@ class MltuiApp(RunActions, App):
             self.set_keymap(self.config.keys)
         for problem in self._theme_problems:
             self.notify(problem, severity="warning", timeout=10, markup=False)
+        from mltui.tui.notices import NoticeFeed
+
+        self.notices = NoticeFeed(self, self.ws)  # the TUI's notification channel (core/notify)
+        self.notices.start()
+
+    def on_unmount(self) -> None:
+        notices = getattr(self, "notices", None)
+        if notices is not None:
+            notices.stop()
 
     def get_default_screen(self) -> Screen:
         return MainScreen(self.ws, self.config.refresh_seconds, self.config.directions)
@@ -144,8 +153,10 @@ class MltuiApp(RunActions, App):
                             self.action_rerun)
         yield SystemCommand("Compare marked runs", "Charts and tables of the runs marked with space (key c)",
                             lambda: self._on_runs(lambda pane: pane.action_compare(), show=False))
-        yield SystemCommand("Compare every run the filter shows", "Up to 50 runs (key C)",
+        yield SystemCommand("Compare every run the filter shows", "Past 50 runs it asks how many (key C)",
                             lambda: self._on_runs(lambda pane: pane.action_compare_all(), show=False))
+        yield SystemCommand("Group runs", "One row per group of params, N and mean ± std of the metrics (key g)",
+                            lambda: self._on_runs(lambda pane: pane.action_group()))
         for name, view, _ in self._saved_views():
             what = view.where or f"{len(view.runs)} runs"
             yield SystemCommand(f"Open view: {name}", f"Saved comparison of {what}",

@@ -81,6 +81,17 @@ class ReviewFailed(Message, bubble=False):
     error: str
 
 
+@dataclass
+class AuditLoaded(Message, bubble=False):
+    rows: list  # core.models.audit.entries
+    verdict: object  # core.models.trail.Verdict: each row's signature state and the problems
+
+
+@dataclass
+class AuditFailed(Message, bubble=False):
+    error: str
+
+
 # -- inspecting a checkpoint (panes/models.py) --------------------------------------------------------
 
 
@@ -115,4 +126,19 @@ class DataAdded(Message, bubble=False):
 
 @dataclass
 class DataAddFailed(Message, bubble=False):
+    error: str
+
+
+# -- checking the pipeline's stages (panes/pipelines.py) ----------------------------------------------
+
+
+@dataclass
+class PipelineChecked(Message, bubble=False):
+    pipe: object  # core.pipeline.stages.Pipeline the check was made for (a reloaded one drops it)
+    checked: object  # core.pipeline.view.Check
+
+
+@dataclass
+class PipelineCheckFailed(Message, bubble=False):
+    pipe: object
     error: str

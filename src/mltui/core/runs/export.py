@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import sys
 from pathlib import Path
@@ -9,7 +10,8 @@ from pathlib import Path
 import polars as pl
 
 from mltui.base.errors import MltuiError, UsageError
-from mltui.core.runs.listing import duration, list_runs
+from mltui.base.values import decode
+from mltui.core.runs.listing import duration
 
 FORMATS = ("csv", "parquet", "json")
 
@@ -61,7 +63,8 @@ def metrics_frame(conn: sqlite3.Connection, runs: list[dict]) -> pl.DataFrame:
 
 
 def export(conn: sqlite3.Connection, what: str, output: str, fmt: str | None = None, where: str | None = None) -> int:
-    """Write the frame; returns its row count. Nothing is written when the query is bad."""
+    """Write runs or metric points, a batch of runs at a time (memory stays flat at any size); returns the
+    row count. Nothing is written when the query is bad."""
     if fmt is None:
         suffix = Path(output).suffix.lower().lstrip(".")
         fmt = suffix if suffix in FORMATS else "csv"
@@ -69,28 +72,240 @@ def export(conn: sqlite3.Connection, what: str, output: str, fmt: str | None = N
         raise UsageError(f"The format must be one of {', '.join(FORMATS)}.")
     if output == "-" and fmt == "parquet":
         raise UsageError("Parquet is binary: write it to a file with -o FILE.")
-    runs = list_runs(conn, where=where, limit=0).runs
-    frame = runs_frame(runs) if what == "runs" else metrics_frame(conn, runs)
-    target = sys.stdout if output == "-" else output
+    from mltui.core.runs.listing import select_ids
+
+    ids = select_ids(conn, where)
+    if what == "runs":
+        types: dict[str, set[str]] = {}
+        schema = runs_schema(conn, where, types) if ids else {}
+        frames = runs_frames(conn, ids, schema, types)
+    else:
+        schema = METRICS_SCHEMA
+        frames = metrics_batches(conn, ids)
     try:
-        if fmt == "csv":
-            text = frame.write_csv()
-            _write_text(target, text)
-        elif fmt == "json":  # like every --json of mltui: NaN and infinities as "nan", "inf", "-inf"
-            import json
-
-            from mltui.base.values import jsonable
-
-            _write_text(target, json.dumps(jsonable(frame.to_dicts()), ensure_ascii=False))
-        else:
-            frame.write_parquet(output)
+        return write_frames(frames, schema, fmt, output)
     except OSError as exc:
         raise MltuiError(f"Cannot write {output}: {exc.strerror or exc}.") from None
-    return frame.height
 
 
-def _write_text(target, text: str) -> None:
-    if target is sys.stdout:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
-    else:
-        Path(target).write_text(text, encoding="utf-8")
+FIXED = {"id": pl.Utf8, "name": pl.Utf8, "kind": pl.Utf8, "status": pl.Utf8, "created": pl.Float64,
+         "started": pl.Float64, "ended": pl.Float64, "exit_code": pl.Int64, "host": pl.Utf8, "user": pl.Utf8,
+         "git_commit": pl.Utf8, "duration": pl.Float64}
+METRICS_SCHEMA = {"run_id": pl.Utf8, "key": pl.Utf8, "step": pl.Int64, "value": pl.Float64, "time": pl.Float64}
+
+
+def _dtype(types: set[str]):
+    kinds = types - {"null"}
+    if not kinds:
+        return pl.Null
+    if kinds <= {"int", "float"}:
+        return pl.Float64 if "float" in kinds else pl.Int64
+    if kinds == {"bool"}:
+        return pl.Boolean
+    if kinds == {"bool", "int"}:  # as runs_frame types it: booleans as 0 and 1
+        return pl.Int64
+    return pl.Utf8  # text, JSON, integers too big for 64 bits, or a mix: written as text
+
+
+def runs_schema(conn: sqlite3.Connection, where: str | None, types_out: dict | None = None) -> dict:
+    """The columns of a runs export, known before the first run is written: the fixed ones, then
+    params.*, metrics.* and tags.* as the matching runs have them (names sorted within each). `types_out`,
+    when given, receives each params/tags column's set of value types."""
+    from mltui.store.where import compile_filter
+
+    where_sql, where_params = compile_filter(where)
+    scope = f" WHERE run_id IN (SELECT runs.id FROM runs WHERE {where_sql})" if where_sql else ""
+    schema = dict(FIXED)
+    for table in ("params", "metrics", "tags"):
+        if table == "metrics":
+            for (key,) in conn.execute(f"SELECT DISTINCT key FROM metric_summary{scope} ORDER BY key", where_params):
+                schema[f"metrics.{key}"] = pl.Float64
+            continue
+        for key, types in conn.execute(f"SELECT key, group_concat(DISTINCT type) FROM {table}{scope} "
+                                       "GROUP BY key ORDER BY key", where_params):
+            schema[f"{table}.{key}"] = _dtype(set(types.split(",")))
+            if types_out is not None:
+                types_out[f"{table}.{key}"] = set(types.split(","))
+    return schema
+
+
+def runs_frames(conn: sqlite3.Connection, ids: list[str], schema: dict, types: dict[str, set[str]],
+                per: int = 2000):
+    """The runs `ids` as frames of the export's columns (typed by `schema`), `per` runs a frame, in order.
+
+    One statement per batch pivots params, metrics and tags into columns (a keyed lookup each), so SQLite
+    hands over typed values and polars builds the columns; batches are read in parallel (map_batches). A
+    column whose values Python must turn to text (a float or JSON param in a column of mixed types) is
+    read as (value, type) and decoded here."""
+    import time
+
+    from mltui.store.run_json import map_batches
+
+    sql, args, plan = _pivot(schema, types)
+    now = time.time()
+
+    def frame(own: sqlite3.Connection, part: list[str]) -> pl.DataFrame:
+        import json
+
+        rows = own.execute(sql, [now, *args, json.dumps(part)]).fetchall()
+        order = {rid: i for i, rid in enumerate(part)}
+        rows.sort(key=lambda row: order[row[0]])
+        columns = list(zip(*rows)) if rows else [()] * len(plan)
+        series, at = [], 0
+        for name, dtype, how in plan:
+            if how == "pair":
+                values = [None if v is None and t is None else decode(v, t)
+                          for v, t in zip(columns[at], columns[at + 1])]
+                series.append(_typed(name, values, dtype))
+                at += 2
+                continue
+            values = list(columns[at])
+            at += 1
+            if dtype == pl.Float64 and "nan" in values:  # the store keeps NaN as NULL: the SQL marks it "nan"
+                values = [math.nan if v == "nan" else v for v in values]
+            if dtype == pl.Boolean:
+                series.append(pl.Series(name, values, dtype=pl.Int64).cast(pl.Boolean))
+            else:
+                series.append(_typed(name, values, dtype))
+        return pl.DataFrame(series)
+
+    yield from map_batches(conn, frame, (ids[start:start + per] for start in range(0, len(ids), per)))
+
+
+_PLAIN_TEXT = {"str", "int", "bigint", "bool", "null"}  # types SQL turns to the text str() would give
+
+
+def _pivot(schema: dict, text_types: dict[str, set[str]]) -> tuple[str, list, list]:
+    """(SQL, its parameters before the ids, [(column, dtype, "one" | "pair")]) for runs_frames: the fixed
+    columns, then one keyed lookup per params/metrics/tags column (keys bound, never written into SQL)."""
+    types = dict(schema)
+    selects = ["r.id", "r.name", "r.kind", "r.status", "r.created", "r.started", "r.ended", "r.exit_code", "r.host",
+               "r.user", "r.git_commit",
+               "CASE WHEN r.started IS NULL THEN NULL ELSE max(0.0, coalesce(nullif(r.ended, 0), ?1) - r.started) END"]
+    plan = [(c, types[c], "one") for c in FIXED]
+    args: list = []
+    for column, dtype in schema.items():
+        if column in FIXED:
+            continue
+        table, key = column.split(".", 1)
+        if table == "metrics":
+            selects.append("(SELECT coalesce(m.last, 'nan') FROM metric_summary m WHERE m.run_id = r.id AND m.key = ?)")
+            args.append(key)
+            plan.append((column, dtype, "one"))
+            continue
+        lookup = f"FROM {table} x WHERE x.run_id = r.id AND x.key = ?"
+        if dtype == pl.Null:
+            selects.append("NULL")
+        elif dtype == pl.Utf8 and not text_types.get(column, {"json"}) <= _PLAIN_TEXT:
+            selects += [f"(SELECT x.value {lookup})", f"(SELECT x.type {lookup})"]
+            args += [key, key]
+            plan.append((column, dtype, "pair"))
+            continue
+        elif dtype == pl.Utf8:
+            selects.append(f"(SELECT CASE x.type WHEN 'bool' THEN CASE WHEN x.value THEN 'True' ELSE 'False' END "
+                           f"ELSE CAST(x.value AS TEXT) END {lookup})")
+            args.append(key)
+        elif dtype == pl.Float64:
+            selects.append(f"(SELECT CASE WHEN x.value IS NULL AND x.type = 'float' THEN 'nan' ELSE x.value END {lookup})")
+            args.append(key)
+        else:  # Int64, Boolean
+            selects.append(f"(SELECT x.value {lookup})")
+            args.append(key)
+        plan.append((column, dtype, "one"))
+    # ?1 is the time now (a running run's duration); the ids come last
+    sql = f"SELECT {', '.join(selects)} FROM json_each(?{len(args) + 2}) j JOIN runs r ON r.id = j.value"
+    return sql, args, plan
+
+
+def _typed(name: str, values: list, dtype) -> pl.Series:
+    if dtype == pl.Float64:
+        values = [None if v is None else float(v) for v in values]
+    elif dtype == pl.Utf8:
+        values = [None if v is None else (v if isinstance(v, str) else str(v)) for v in values]
+    elif dtype == pl.Null:
+        return pl.Series(name, values, dtype=pl.Null)
+    return pl.Series(name, values, dtype=dtype)
+
+
+def metrics_batches(conn: sqlite3.Connection, ids: list[str], per: int = 500):
+    """Every point of the runs `ids` (runs in that order, keys sorted, points by step, the latest write of a
+    step kept), a frame per batch of runs read straight from the packed chunks."""
+    import json
+
+    import numpy as np
+
+    for start in range(0, len(ids), per):
+        part = ids[start:start + per]
+        chunks: dict[tuple[str, str], list] = {}
+        for rid, key, steps, vals, times in conn.execute(
+                "SELECT run_id, key, steps, vals, times FROM metrics WHERE run_id IN (SELECT value FROM json_each(?)) "
+                "ORDER BY run_id, key, rowid", (json.dumps(part),)):
+            chunks.setdefault((rid, key), []).append((steps, vals, times))
+        by_run: dict[str, list[str]] = {}
+        for rid, key in chunks:
+            by_run.setdefault(rid, []).append(key)
+        cols: dict[str, list] = {c: [] for c in METRICS_SCHEMA}
+        for rid in part:
+            for key in sorted(by_run.get(rid, ())):
+                rows = chunks[(rid, key)]
+                steps = np.concatenate([np.frombuffer(r[0], dtype="<i8") for r in rows])
+                values = np.concatenate([np.frombuffer(r[1], dtype="<f8") for r in rows])
+                times = np.concatenate([np.frombuffer(r[2], dtype="<f8") for r in rows])
+                if steps.size > 1 and not bool(np.all(steps[1:] > steps[:-1])):
+                    _, first_in_reversed = np.unique(steps[::-1], return_index=True)
+                    keep = steps.size - 1 - first_in_reversed
+                    steps, values, times = steps[keep], values[keep], times[keep]
+                cols["run_id"].append(pl.repeat(rid, steps.size, dtype=pl.Utf8, eager=True))
+                cols["key"].append(pl.repeat(key, steps.size, dtype=pl.Utf8, eager=True))
+                cols["step"].append(pl.Series(steps.astype("i8")))
+                cols["value"].append(pl.Series(values))
+                cols["time"].append(pl.Series(times))
+        if cols["run_id"]:
+            yield pl.DataFrame({c: pl.concat(parts).rename(c) for c, parts in cols.items()}, schema=METRICS_SCHEMA)
+
+
+ROW_GROUP = 20_000  # rows a Parquet row group holds: what the sink buffers before writing
+
+
+def write_frames(frames, schema: dict, fmt: str, output: str) -> int:
+    """Write the frames one after another as one CSV, JSON array or Parquet file; returns the row count."""
+    count = 0
+    if fmt == "parquet":
+        from polars.io.plugins import register_io_source
+
+        def source(with_columns, predicate, n_rows, batch_size):
+            nonlocal count
+            for frame in frames:
+                count += frame.height
+                yield frame
+
+        if not schema:
+            pl.DataFrame().write_parquet(output)
+            return 0
+        register_io_source(io_source=source, schema=schema).sink_parquet(output, row_group_size=ROW_GROUP)
+        return count
+    import json
+
+    from mltui.base.values import jsonable
+
+    out = sys.stdout if output == "-" else open(output, "w", encoding="utf-8", newline="")
+    try:
+        for frame in frames:
+            if fmt == "csv":
+                out.write(frame.write_csv(include_header=count == 0))
+            else:  # like every --json of mltui: NaN and infinities as "nan", "inf", "-inf"
+                rows = json.dumps(jsonable(frame.to_dicts()), ensure_ascii=False)[1:-1]
+                out.write(("[" if count == 0 else ", ") + rows)
+            count += frame.height
+        if fmt == "json":
+            out.write("[]" if count == 0 else "]")
+        if fmt == "json" or (count == 0 and output == "-"):
+            out.write("\n" if output == "-" else "")
+        elif count == 0 and fmt == "csv" and schema:
+            out.write(pl.DataFrame(schema=schema).write_csv())
+    finally:
+        if out is not sys.stdout:
+            out.close()
+        else:
+            out.flush()
+    return count

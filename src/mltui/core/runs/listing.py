@@ -15,7 +15,7 @@ from mltui.core.workspace import Workspace
 from mltui.store import metrics as metric_store
 from mltui.store import runs as run_store
 from mltui.store.connection import write_tx
-from mltui.store.where import compile_sort, compile_where
+from mltui.store.where import compile_filter, compile_sort, compile_where
 
 
 @dataclass
@@ -31,19 +31,61 @@ def list_runs(
     limit: int | None = 100,
     offset: int = 0,
     details: bool = True,
+    archived: bool = False,
 ) -> RunList:
-    """Matching runs, each with its params, tags and metric summary (`details`)."""
+    """Matching runs, each with its params, tags and metric summary (`details`). Archived runs are left
+    out unless `archived` or the filter names `archived`."""
     if limit is not None and limit < 0:
         raise UsageError("--limit must be 0 (no limit) or a positive number.")
-    now = time.time()
-    where_sql, where_params = compile_where(where, now) if where and where.strip() else (None, [])
-    order_sql, order_params = compile_sort(sort, now) if sort and sort.strip() else (None, [])
-    ids = run_store.select_ids(conn, where_sql, where_params, order_sql, order_params)
+    ids = select_ids(conn, where, sort, archived)
     page = ids[offset : offset + limit] if limit else ids[offset:]
     runs = run_store.get_runs(conn, page)
     if details:
         attach_details(conn, runs)
     return RunList(total=len(ids), runs=runs)
+
+
+def select_ids(conn: sqlite3.Connection, where: str | None = None, sort: str | None = None,
+               archived: bool = False) -> list[str]:
+    """The ids of every matching run in order (newest first unless `sort`); archived ones as in list_runs."""
+    now = time.time()
+    where_sql, where_params = compile_filter(where, now, archived)
+    order_sql, order_params = compile_sort(sort, now) if sort and sort.strip() else (None, [])
+    return run_store.select_ids(conn, where_sql, where_params, order_sql, order_params)
+
+
+BATCH = 2000  # runs read at a time by iter_runs
+
+
+def iter_runs(conn: sqlite3.Connection, ids: list[str], details: bool = True, batch: int = BATCH):
+    """The runs of `ids` (from select_ids), in that order, a batch (a list) at a time with their params,
+    tags and metric summaries: whole-result outputs write each batch before reading the next, so memory
+    stays flat at any history size."""
+    for start in range(0, len(ids), batch):
+        runs = run_store.get_runs(conn, ids[start:start + batch])
+        if details:
+            attach_details(conn, runs)
+        yield runs
+
+
+def iter_runs_json(conn: sqlite3.Connection, ids: list[str], batch: int = BATCH):
+    """The runs of `ids` as compact JSON texts (what `--json` prints for each, params, tags and metric
+    summary included), a batch (a list of texts) at a time. SQLite writes each run's whole text, so
+    100,000 runs take seconds; a run it cannot write exactly (store/run_json.py) is encoded here."""
+    import json
+
+    from mltui.base.values import jsonable
+    from mltui.store.run_json import map_batches, runs_json
+
+    def texts_of(own: sqlite3.Connection, part: list[str]) -> list[str]:
+        texts = runs_json(own, part)
+        odd = [rid for rid, text in texts.items() if text is None]
+        if odd:
+            for run in runs_by_id(own, odd, details=True):
+                texts[run["id"]] = json.dumps(jsonable(run), ensure_ascii=False, separators=(",", ":"))
+        return [texts[rid] for rid in part if texts.get(rid) is not None]
+
+    yield from map_batches(conn, texts_of, (ids[start:start + batch] for start in range(0, len(ids), batch)))
 
 
 def check_where(text: str) -> None:
@@ -168,8 +210,10 @@ def pick_columns(runs: list[dict], field: str, limit: int, varying: bool) -> lis
 
 def status_label(run: dict) -> str:
     """The status as a table shows it: a run waiting in Slurm says why ("queued: Resources"), a run on
-    Slurm says so ("running@slurm")."""
+    Slurm says so ("running@slurm"), a running run gone silent past runs.stall_seconds is "stalled"."""
     status = run["status"]
+    if status == "running" and run.get("stalled_since") is not None:
+        status = "stalled"
     if run.get("executor") != "slurm":
         return status
     reason = run.get("reason") or ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -10,8 +11,6 @@ from textual.binding import Binding
 from textual.containers import Grid, Horizontal
 from textual.widgets import Static
 
-from mltui.chart import buckets_for, draw, hex_to_rgb, palette
-from mltui.core.runs.compare import AXES, Comparison, clip_limits, compare, load_series
 from mltui.core.runs.listing import list_runs, runs_by_id
 from mltui.base.text import safe
 from mltui.base.values import display
@@ -20,6 +19,11 @@ from mltui.core.workspace import Workspace
 from mltui.tui.cells import number, plain
 from mltui.tui.panes.base import Pane
 from mltui.tui.widgets.keyed_table import Column, KeyedTable
+
+if TYPE_CHECKING:
+    from mltui.core.runs.compare import Comparison
+# plotext (mltui.chart) and polars (core/runs/compare.py) are imported when a comparison is first drawn,
+# not when the app starts: the Runs pane's first row does not wait for them
 
 SMOOTHING = (0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.99)
 MAX_RUNS = 50
@@ -120,6 +124,9 @@ class ComparePane(Pane):
         super().poll_now(force)
 
     def read(self, conn) -> CompareSnapshot:
+        from mltui.chart import buckets_for, draw
+        from mltui.core.runs.compare import clip_limits, compare, load_series
+
         view = self.state.view
         if view.runs:
             runs = runs_by_id(conn, list(dict.fromkeys(view.runs)), details=True)  # a run listed twice is shown once
@@ -149,14 +156,17 @@ class ComparePane(Pane):
         return CompareSnapshot(comp, charts, shown)
 
     def _colours(self, n: int) -> list[tuple[int, int, int]]:
+        from mltui.chart import hex_to_rgb, palette
+
         theme = self.app.theme_variables
         first = [hex_to_rgb(theme.get(name, "")) for name in ("primary", "accent", "success", "secondary",
                                                                "warning", "error")]
         return palette(n, [c for c in first if c])
 
     def apply(self, snapshot: CompareSnapshot | None) -> None:
-        if snapshot is not None:
-            self.snapshot = snapshot
+        if snapshot is None:
+            return  # the store is as it was: nothing to draw again (idle costs nothing)
+        self.snapshot = snapshot
         self._draw_all()
         if self.active:  # drawn before the layout settled (first show, resize): draw again at the real size
             self.call_after_refresh(self._redraw_if_resized)
@@ -271,6 +281,8 @@ class ComparePane(Pane):
         self.call_after_refresh(self._change)
 
     def action_cycle_axis(self) -> None:
+        from mltui.core.runs.compare import AXES
+
         self._change(axis=AXES[(AXES.index(self.state.view.axis) + 1) % len(AXES)])
 
     def action_toggle_log(self) -> None:

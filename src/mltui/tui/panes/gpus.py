@@ -105,12 +105,12 @@ class GpuPane(Pane):
             return
         error = self.query_one("#gpu-error", Static)
         error.display = bool(snap.state.error)
-        error.update(Text(snap.state.error or "", style=self.app.theme_variables.get("error", "red")))
-        self.query_one("#gpu-cards", Static).update(self._cards(snap))
+        _update(error, Text(snap.state.error or "", style=self.app.theme_variables.get("error", "red")))
+        _update(self.query_one("#gpu-cards", Static), self._cards(snap))
         procs = [p for g in snap.state.gpus for p in g.processes]
-        title = self.query_one("#gpu-procs-title", Static)
-        title.update(Text(f"{len(procs)} GPU process{'es' if len(procs) != 1 else ''}" if snap.state.gpus else "",
-                          style="bold"))
+        _update(self.query_one("#gpu-procs-title", Static),
+                Text(f"{len(procs)} GPU process{'es' if len(procs) != 1 else ''}" if snap.state.gpus else "",
+                     style="bold"))
         self._procs(snap)
 
     def _cards(self, snap: GpuSnapshot) -> Text:
@@ -204,3 +204,12 @@ class GpuPane(Pane):
     def _selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
         self.action_open_run()
+
+
+def _update(static: Static, text: Text) -> None:
+    """Draw `text` only when it differs from what is shown (a poll that changes nothing draws nothing)."""
+    shown = static.content
+    if isinstance(shown, Text) and shown.plain == text.plain and shown.spans == text.spans \
+            and shown.style == text.style:
+        return
+    static.update(text)

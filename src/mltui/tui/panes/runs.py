@@ -1,21 +1,30 @@
-"""The Runs pane: filter box, status line, keyed runs table and (when wide) a preview of the highlighted run."""
+"""The Runs pane: filter box, status line, the runs table paged from SQL and (when wide) a preview of the
+highlighted run.
+
+The table shows a result of any size but holds only the page on screen plus a margin (`Want`): the
+pane reads that page, and the count of the whole result, in its poll's thread (core/runs/paging.py:
+the filter and the sort are SQL). A poll that finds the store as it was (SQLite's data_version) and
+the same page wanted reads nothing and draws nothing; the relative times tick on their own.
+"""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import Input, Static
 
 from mltui.base.errors import MltuiError
-from mltui.core.runs.listing import RunList, check_where, list_runs, pick_columns
+from mltui.core.runs.listing import check_where, pick_columns
+from mltui.core.runs.paging import Counts, Page, Query, active_runs, page_ids, read_page
 from mltui.core.workspace import Workspace
 from mltui.tui.panes.base import Pane
+from mltui.tui.panes.run_groups import GroupMode
 from mltui.tui.widgets.run_preview import RunPreview
 from mltui.tui.widgets.runs_table import RunsTable, columns_for
 
@@ -23,23 +32,40 @@ SORTS = [
     ("-created", "newest first"), ("created", "oldest first"), ("name", "name"), ("status", "status"),
     ("-duration", "longest first"),
 ]
-MAX_ROWS = 2000
 WIDE = 150  # columns from which the preview panel is shown
+MARGIN = 30  # rows read above and below the screen (at least; half a screen on a tall one), so a page
+# down lands on rows already read, and a live refresh reads little more than the screen
+COMPARE_AT_ONCE = 50  # `C` compares this many without asking
+COMPARE_MOST = 200
+
+
+@dataclass(frozen=True)
+class Want:
+    """The page the table wants: `epoch` moves with every new filter or sort."""
+
+    epoch: int
+    query: Query
+    offset: int
+    limit: int
 
 
 @dataclass
 class RunsSnapshot:
-    result: RunList
+    want: Want
+    version: int  # the store's data_version the page was read at
+    page: Page
     taken: float
+    counted_at: int | None = None  # the data_version the page's counts were read at
 
 
-class RunsPane(Pane):
+class RunsPane(GroupMode, Pane):
     BINDINGS = [
         Binding("slash", "focus_filter", "Filter", id="runs.filter"),
         Binding("s", "cycle_sort", "Sort", id="runs.sort"),
         Binding("space", "toggle_mark", "Mark", id="runs.mark"),
         Binding("c", "compare", "Compare", id="runs.compare"),
         Binding("C", "compare_all", "Compare all", id="runs.compare_all", show=False),
+        Binding("g", "group", "Group", id="runs.group", show=False),  # the footer at 80 columns is full
         Binding("n", "app.launch", "Launch", id="runs.launch"),
         Binding("l", "app.open_log", "Log", id="runs.log"),
         Binding("k", "app.kill_run", "Kill", id="runs.kill", show=False),
@@ -51,11 +77,23 @@ class RunsPane(Pane):
 
     def __init__(self, ws: Workspace, refresh_seconds: float = 1.0, **kwargs) -> None:
         super().__init__(ws, refresh_seconds, **kwargs)
+        from mltui.core.reader import StoreReader
+
+        # counting a filter over 100k runs touches most of the store's pages: read them through a small
+        # page cache rather than mapped into the process (which would count every page touched in its RSS)
+        self.reader = StoreReader(ws, cache_kib=16384, mmap=False)
         self.where: str | None = None
         self.sort: tuple[str, str] = SORTS[0]  # (--sort spec, label); kept even when a filter hides its metric
+        self.want = Want(0, Query(None, SORTS[0][0]), 0, 2 * MARGIN + 60)
         self.snapshot: RunsSnapshot | None = None
+        self._recount = False
+        self._counted_at = 0.0  # when the whole result was last counted (time.monotonic)
+        self._count_every = 0.0  # seconds between counts while the store changes: 20 times what one took
         self._reaped = 0.0
         self._highlight: str | None = None  # a run to move the cursor to once it is drawn (one just launched)
+        self._layout: tuple | None = None  # (width, epoch, version) the columns were picked for
+        self._status: Text | None = None
+        self._preview_of: object = ()  # the run the preview shows (its dict), so it is not drawn twice
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter: params.lr > 0.01 and status = running   (/ to focus · enter applies · esc clears)",
@@ -68,94 +106,201 @@ class RunsPane(Pane):
 
     def on_mount(self) -> None:  # then Pane's: the first poll
         self.query_one("#filter-error").display = False
+        self.want = replace(self.want, limit=self._limit())
         self.query_one(RunsTable).focus()
+
+    @property
+    def table(self) -> RunsTable:
+        return self.query_one(RunsTable)
+
+    def _limit(self) -> int:
+        rows = self.table.rows_on_screen if self.table.size.height else self.app.size.height
+        return rows + 2 * max(MARGIN, rows // 2)
 
     # -- polling (Pane: reader, refresh) ---------------------------------------------------
     def should_poll(self) -> bool:
         return self.is_attached and self.screen is self.app.screen and self.display
 
-    def collect(self, force: bool) -> RunsSnapshot | None:
+    def action_refresh(self) -> None:
+        self._recount = True
+        self.poll_now(force=True)
+
+    def collect(self, force: bool) -> RunsSnapshot | object | None:
+        if self.grouped:
+            return self.collect_groups(force)
         if time.time() - self._reaped >= self.reap_every:
             from mltui.core.launch.liveness import reap_lost
 
             self._reaped = time.time()
-            reap_lost(self.ws, self.reader.conn)  # marks dead runs lost; the change shows below
-        return super().collect(force)
+            if self.reader.read(active_runs):  # with nothing active there is nothing to reap
+                reap_lost(self.ws, self.reader.conn)  # marks dead runs lost; the change shows below
+        want, shown = self.want, self.snapshot
+        version = self.reader.data_version()
+        same_epoch = shown is not None and shown.want.epoch == want.epoch
+        same_data = same_epoch and shown.version == version
+        counted = same_epoch and shown.page.counts is not None
+        fresh = counted and shown.counted_at == version  # the count is of the store as it is
+        due = time.monotonic() - self._counted_at >= self._count_every
+        if same_data and counted and not force and shown.want == want and (fresh or not due):
+            return None  # the store as it was, the page as it was: nothing to read or draw
+        # the count: at once for a new filter's second read (its first page is shown before it is counted),
+        # on ctrl+r, and after a change to the store, at most every `count_every` seconds (a count over a
+        # filter reads every run: a run logging every second must not have it recounted every second)
+        recount = self._recount or not counted or (not fresh and due)
+        counts = None if recount else shown.page.counts
+        first_read = not same_epoch and not self._recount
+        self._recount = False
+        started = time.monotonic()
+        page = self.reader.read(lambda conn: read_page(conn, want.query, want.offset, want.limit, counts,
+                                                       count=not first_read))
+        if recount and not first_read:
+            took = time.monotonic() - started
+            self._counted_at = time.monotonic()
+            self._count_every = 0.0 if took < 0.02 else 20 * took  # a cheap count is always kept current
+        counted_at = version if recount and not first_read else (shown.counted_at if counted else None)
+        return RunsSnapshot(want, version, page, time.time(), counted_at)
 
-    def read(self, conn) -> RunsSnapshot:
-        return RunsSnapshot(list_runs(conn, where=self.where, sort=self.sort[0], limit=MAX_ROWS), time.time())
-
-    def apply(self, snapshot: RunsSnapshot | None) -> None:
-        if snapshot is not None:
-            self.snapshot = snapshot
-        self.render_snapshot()
+    def apply(self, snapshot) -> None:
+        if self.grouped:
+            self.apply_groups(snapshot)
+            return
+        table = self.table
+        if not isinstance(snapshot, RunsSnapshot):
+            table.tick(time.time())
+            return
+        if snapshot.want.epoch != self.want.epoch:
+            return  # read for a filter or sort since replaced: the poll for the new one follows
+        before = self.snapshot
+        self.snapshot = snapshot
+        new_epoch = before is None or before.want.epoch != snapshot.want.epoch
+        cursor_id = table.highlighted_id
+        self.render_snapshot(keep_widths=not new_epoch)
+        if self._highlight is not None and self._highlight in table._index:
+            table.move_cursor(table._index[self._highlight])
+            self._highlight = None
+        elif cursor_id is not None and cursor_id in table._index:
+            table.move_cursor(table._index[cursor_id])  # the same run, wherever new runs put it
+        elif new_epoch:
+            table.move_cursor(0)
+            table.scroll_to(y=0, animate=False, immediate=True)
+        self._check_window()
+        self._show_preview()
+        if snapshot.page.counts is None:
+            self.poll_now(force=True)  # the first page of a new filter is drawn: now count the result
 
     # -- drawing -------------------------------------------------------------------------
-    def render_snapshot(self) -> None:
+    def _columns(self, runs: list[dict], width: int):
+        n_params, n_metrics = (0, 2) if width < 100 else (2, 3) if width < 140 else (4, 4) if width < 180 else (6, 5)
+        return columns_for(pick_columns(runs, "params", n_params, varying=True),
+                           pick_columns(runs, "metrics", n_metrics, varying=False))
+
+    def render_snapshot(self, keep_widths: bool = True) -> None:
         snap = self.snapshot
         if snap is None:
             return
-        runs = snap.result.runs
         width = self.app.size.width
-        n_params, n_metrics = (0, 2) if width < 100 else (2, 3) if width < 140 else (4, 4) if width < 180 else (6, 5)
-        params = pick_columns(runs, "params", n_params, varying=True)
-        metrics = pick_columns(runs, "metrics", n_metrics, varying=False)
-        table = self.query_one(RunsTable)
+        table = self.table
         table.name_width = 24 if width < 100 else 36
-        table.show(runs, columns_for(params, metrics), time.time())
-        if self._highlight is not None and self._highlight in table.rows:
-            table.move_cursor(row=table.get_row_index(self._highlight))
-            self._highlight = None
-        preview = self.query_one(RunPreview)
-        preview.display = width >= WIDE
-        if preview.display:
-            preview.show_run(self.highlighted_run())
+        layout = (width, snap.want.epoch, snap.version)
+        columns = table.columns
+        if layout != self._layout or not columns:  # new data or a new size; a scroll keeps the columns
+            columns = self._columns(snap.page.runs, width)
+            self._layout = layout
+        table.show(self._total(snap), snap.page.offset, snap.page.runs, columns, time.time(),
+                   keep_widths=keep_widths)
+        self.query_one(RunPreview).display = width >= WIDE
         self._update_status()
 
+    @staticmethod
+    def _total(snap: RunsSnapshot) -> int:
+        """The result's length, or until it is counted what the first page tells (one more if it was full)."""
+        page = snap.page
+        if page.counts is not None:
+            return page.counts.total
+        return page.offset + len(page.runs) + (1 if len(page.runs) >= snap.want.limit else 0)
+
     def _update_status(self) -> None:
-        snap = self.snapshot
-        if snap is None:
-            return
-        result = snap.result
-        running = sum(1 for r in result.runs if r["status"] == "running")
-        status = Text()
-        if result.total == 0:
-            status.append("No runs match this filter." if self.where else
-                          "No runs yet. Log one from a training script with mltui.init(), then watch it here.")
+        if self.grouped:
+            status = self.group_status()
         else:
-            shown = len(result.runs)
-            noun = "run" if result.total == 1 else "runs"
-            status.append(f"{result.total:,} {noun}" if shown == result.total else f"{shown:,} of {result.total:,} {noun}")
-            if running:
-                status.append(f" · {running} running", style=self.app.theme_variables.get("status-running", ""))
-        marked = len(self.query_one(RunsTable).marked)
+            snap = self.snapshot
+            if snap is None:
+                return
+            counts = snap.page.counts
+            status = Text()
+            if counts is None:
+                status.append("counting runs…")
+            elif counts.total == 0:
+                status.append("No runs match this filter." if self.where else
+                              "No runs yet. Log one from a training script with mltui.init(), then watch it here.")
+            else:
+                status.append(f"{counts.total:,} {'run' if counts.total == 1 else 'runs'}")
+                if counts.running:
+                    status.append(f" · {counts.running:,} running",
+                                  style=self.app.theme_variables.get("status-running", ""))
+        marked = len(self.table.marked)
         if marked:
             status.append(f" · {marked} marked", style=self.app.theme_variables.get("accent", ""))
         status.append(f" · sort: {self.sort_label()}", style="dim")
         if self.where:
             status.append(" · filter: ", style="dim")
             status.append(self.where)  # literal text, never markup
-        self.query_one("#runs-status", Static).update(status)
+        if status != self._status or (self._status is not None and status.spans != self._status.spans):
+            self._status = status
+            self.query_one("#runs-status", Static).update(status, layout=False)  # one line, its size set by the CSS
 
     def highlighted_run(self) -> dict | None:
-        run_id = self.query_one(RunsTable).highlighted_id
-        if self.snapshot is None or run_id is None:
-            return None
-        return next((r for r in self.snapshot.result.runs if r["id"] == run_id), None)
+        row = self.table.row_at(self.table.cursor_row)
+        return row if row is not None and not row.get("group") else None
+
+    def _show_preview(self) -> None:
+        preview = self.query_one(RunPreview)
+        if not preview.display:
+            self._preview_of = ()
+            return
+        run = self.highlighted_run()
+        if run is not self._preview_of:
+            self._preview_of = run
+            preview.show_run(run)
 
     def on_resize(self) -> None:
-        self.render_snapshot()
+        self.want = replace(self.want, limit=self._limit())
+        if self.grouped:
+            self.render_groups()
+        else:
+            self.render_snapshot()
+        self._show_preview()
 
-    @on(DataTable.RowHighlighted)
-    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
-        preview = self.query_one(RunPreview)
-        if preview.display:
-            preview.show_run(self.highlighted_run())
+    @on(RunsTable.Highlighted)
+    def _highlighted(self, event: RunsTable.Highlighted) -> None:
+        self._show_preview()
 
-    @on(DataTable.RowSelected)
-    def _selected(self, event: DataTable.RowSelected) -> None:
-        if event.row_key.value:
-            self.app.open_run(event.row_key.value)  # type: ignore[attr-defined]
+    @on(RunsTable.Selected)
+    def _selected(self, event: RunsTable.Selected) -> None:
+        if self.grouped and self.toggle_group(event.run_id):
+            return
+        self.app.open_run(event.run_id)  # type: ignore[attr-defined]
+
+    @on(RunsTable.WindowMoved)
+    def _window_moved(self) -> None:
+        self._check_window()
+
+    def _check_window(self) -> None:
+        """Read another page when the rows on screen come near the edge of those held."""
+        table = self.table
+        if self.grouped or table.total == 0 or self.snapshot is None:
+            return
+        first, last = table.visible_range()
+        held_from, held_to = table.start, table.start + len(table.window)
+        margin = max(MARGIN, table.rows_on_screen // 2)
+        near = (first - held_from < margin // 2 and held_from > 0) or (held_to - last < margin // 2
+                                                                          and held_to < table.total)
+        if not near and first >= held_from and last <= held_to:
+            return
+        want = replace(self.want, offset=max(0, first - margin), limit=(last - first) + 2 * margin)
+        if want != self.want:
+            self.want = want
+            self.poll_now(force=True)
 
     # -- filter and sort -----------------------------------------------------------------
     def action_focus_filter(self) -> None:
@@ -178,9 +323,14 @@ class RunsPane(Pane):
                 return False
         error.display = False
         self.where = text or None
-        self.query_one(RunsTable).focus()
-        self.poll_now(force=True)
+        self.table.focus()
+        self._new_query()
         return True
+
+    def _new_query(self) -> None:
+        """A new filter or sort: the result starts again from its first page."""
+        self.want = Want(self.want.epoch + 1, Query(self.where, self.sort[0]), 0, self._limit())
+        self.poll_now(force=True)
 
     def clear_filter(self) -> None:
         self.query_one("#filter", Input).value = ""
@@ -194,7 +344,7 @@ class RunsPane(Pane):
     def _metric_sorts(self) -> list[tuple[str, str]]:
         if self.snapshot is None:
             return []
-        keys = pick_columns(self.snapshot.result.runs, "metrics", 4, varying=False)
+        keys = pick_columns(self.snapshot.page.runs, "metrics", 4, varying=False)
         return [(f"-metrics.{k}", f"{k} (high first)") for k in keys]
 
     def sort_label(self) -> str:
@@ -204,29 +354,29 @@ class RunsPane(Pane):
         options = SORTS + [o for o in self._metric_sorts() if o not in SORTS]
         position = options.index(self.sort) if self.sort in options else -1
         self.sort = options[(position + 1) % len(options)]
-        self.poll_now(force=True)
+        self._new_query()
         self.notify(f"Sorted by {self.sort_label()}", timeout=2)
 
     # -- picking runs to compare ---------------------------------------------------------------
     def action_toggle_mark(self) -> None:
-        table = self.query_one(RunsTable)
-        run_id = table.highlighted_id
+        table = self.table
+        run_id = self.highlighted_run() and table.highlighted_id
         if run_id is None:
             return
-        if run_id not in table.marked and len(table.marked) >= 50:
+        if run_id not in table.marked and len(table.marked) >= COMPARE_AT_ONCE:
             self.notify("At most 50 runs can be compared at once.", severity="warning", timeout=3)
             return
         table.toggle_mark(run_id)
-        if table.cursor_row < table.row_count - 1:
-            table.move_cursor(row=table.cursor_row + 1)
+        table.move_cursor(table.cursor_row + 1)
         self._update_status()
 
     def action_compare(self) -> None:
         from mltui.core.runs.views import View
 
-        table = self.query_one(RunsTable)
-        order = [row.key.value for row in table.ordered_rows]
-        ids = [rid for rid in order if rid in table.marked] or ([table.highlighted_id] if table.highlighted_id else [])
+        table = self.table
+        held = {run_id: i for i, run_id in enumerate(table.row_keys())}
+        marked = sorted(table.marked, key=lambda rid: held.get(rid, len(held)))  # in the table's order
+        ids = marked or ([table.highlighted_id] if self.highlighted_run() else [])
         if not ids:
             self.notify("No runs to compare: mark some with space.", timeout=3)
             return
@@ -235,15 +385,47 @@ class RunsPane(Pane):
     def action_compare_all(self) -> None:
         from mltui.core.runs.views import View
 
-        if self.snapshot is None or not self.snapshot.result.runs:
+        counts = (self.snapshot.page.counts if self.snapshot else None) or Counts(0, 0)
+        if not counts.total:
             self.notify("No runs to compare.", timeout=3)
             return
-        if self.snapshot.result.total > 50:
-            self.notify(f"The filter shows {self.snapshot.result.total} runs; narrow it to 50 or fewer to compare "
-                        "them all.", severity="warning", timeout=5)
+        if counts.total <= COMPARE_AT_ONCE:
+            held = self.table
+            if self.where:
+                self.app.compare_view(View(where=self.where))  # type: ignore[attr-defined]
+            elif held.start == 0 and len(held.window) >= counts.total:
+                self.app.compare_view(View(runs=held.row_keys()[: counts.total]))  # type: ignore[attr-defined]
+            else:
+                self._compare_first(counts.total)
             return
-        view = View(where=self.where) if self.where else View(runs=[r["id"] for r in self.snapshot.result.runs])
-        self.app.compare_view(view)  # type: ignore[attr-defined]
+        from mltui.tui.modals.prompt import Field, PromptScreen
+
+        def chosen(values: dict | None) -> None:
+            if values is None:
+                return
+            text = values["n"]
+            if not text.isdigit() or not 1 <= int(text) <= COMPARE_MOST:
+                self.notify(f"Give a number of runs from 1 to {COMPARE_MOST}.", severity="warning", timeout=4)
+                return
+            self._compare_first(int(text))
+
+        note = Text(f"The filter shows {counts.total:,} runs. Compare the first how many, in the order shown "
+                    f"(at most {COMPARE_MOST})?")
+        self.app.push_screen(PromptScreen("Compare how many runs?",
+                                          [Field("n", "Runs", value=str(COMPARE_AT_ONCE), required=True)], note),
+                             chosen)
+
+    def _compare_first(self, n: int) -> None:
+        """Compare the first `n` runs of the result (their ids read in a thread)."""
+        query, total = self.want.query, self._total(self.snapshot) if self.snapshot else n
+
+        def read() -> None:
+            from mltui.core.runs.views import View
+
+            ids = self.reader.read(lambda conn: page_ids(conn, query, 0, n, total))
+            self.app.call_from_thread(self.app.compare_view, View(runs=ids))  # type: ignore[attr-defined]
+
+        self.run_worker(read, thread=True, group="runs-compare", exit_on_error=False)
 
     def highlight(self, run_id: str) -> None:
         """Put the cursor on `run_id` as soon as the table shows it."""

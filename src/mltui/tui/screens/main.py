@@ -1,7 +1,7 @@
 """The main screen: one tab per concern, reached by single keys.
 
 The app's first screen (screens/); the run detail, the log and a review are pushed over it, and the
-dialogs of modals/ over any of them. Its tabs hold the five panes of panes/, one per key, described
+dialogs of modals/ over any of them. Its tabs hold the seven panes of panes/, one per key, described
 by one table (TABS): how each pane is built, where the focus goes when it is shown, whether showing
 it polls it at once.
 """
@@ -23,6 +23,8 @@ from mltui.tui.panes.compare import ComparePane
 from mltui.tui.panes.datasets import DatasetsPane
 from mltui.tui.panes.gpus import GpuPane
 from mltui.tui.panes.models import ModelsPane
+from mltui.tui.panes.monitor import MonitorPane
+from mltui.tui.panes.pipelines import PipelinesPane
 from mltui.tui.panes.runs import RunsPane
 
 
@@ -53,6 +55,10 @@ TABS: tuple[Tab, ...] = (
         "#gpu-procs", focus_when_drawn=True, polls=True),
     Tab("models", "Models", "5", lambda s: ModelsPane(s.ws, s.refresh_seconds, id="models-pane"), "models-pane",
         "#models-pane", focus_when_drawn=True, polls=True),  # it passes the focus on to its versions table
+    Tab("pipelines", "Pipelines", "6", lambda s: PipelinesPane(s.ws, s.refresh_seconds, id="pipelines-pane"),
+        "pipelines-pane", "#pipelines-pane", focus_when_drawn=True, polls=True),  # focus passes on to its table
+    Tab("monitor", "Monitor", "7", lambda s: MonitorPane(s.ws, s.refresh_seconds, id="monitor-pane"),
+        "monitor-pane", "#monitor-pane", focus_when_drawn=True, polls=True),  # focus passes on to its features
 )
 TAB = {tab.id: tab for tab in TABS}
 # (id, title, key, placeholder) per pane, as the command palette and older callers read them; the
@@ -61,7 +67,7 @@ PANES = [(tab.id, tab.title, tab.key, None) for tab in TABS]
 
 
 class Panes(TabbedContent):
-    """The main screen's tabs. Only an explicit switch (keys 1-5, the palette, a command) changes the
+    """The main screen's tabs. Only an explicit switch (keys 1-7, the palette, a command) changes the
     pane. Textual would also switch to the pane of any widget given the focus, but that word comes as
     a message, which can arrive after a later explicit switch (two quick keys, a palette command that
     goes on to another pane) and undo it; the focus is only ever moved into the pane just shown."""

@@ -18,7 +18,6 @@ from mltui.core.reader import StoreReader
 from mltui.base.text import gigabytes, safe
 from mltui.base.values import display
 from mltui.core.workspace import Workspace
-from mltui.core.runs.compare import read_arrays
 from mltui.tui.cells import age, plain, span, status_cell
 from mltui.tui.polling import Polling
 from mltui.tui.widgets.metric_spark import MetricSpark, downsample
@@ -78,6 +77,8 @@ class RunDetailScreen(Screen, Polling):
         run = get_run(conn, self.run_id)
         series = {}
         for key in list(run["metrics"])[:MAX_SPARKS]:
+            from mltui.core.runs.compare import read_arrays  # polars: loaded when a detail is first opened
+
             _, values, _ = read_arrays(conn, run["id"], key, with_times=False)
             series[key] = downsample(values, SPARK_POINTS)
         return Detail(run, series)

@@ -12,11 +12,12 @@ from mltui.tui.cells import age, plain, span, status_cell
 
 
 class RunPreview(Static):
-    """Shows params, tags and latest metrics of one run (from the snapshot; no store access)."""
+    """Shows params, tags and latest metrics of one run (from the snapshot; no store access). Its size is
+    set by the CSS, so new content needs no layout (a layout would draw the whole screen again)."""
 
     def show_run(self, run: dict | None) -> None:
         if run is None:
-            self.update(Text("No run highlighted.", style="dim"))
+            self.update(Text("No run highlighted.", style="dim"), layout=False)
             return
         head = Text.assemble(plain(run["name"]), "\n", Text(run["id"], style="dim"), "  ",
                              status_cell(run["status"], self.app.theme_variables))
@@ -35,7 +36,7 @@ class RunPreview(Static):
             for key, value in values.items():
                 grid.add_row(plain(key, 24), plain(_short(value)))
             parts.extend([Text(""), Text(title, style="underline"), grid])
-        self.update(Group(*parts))
+        self.update(Group(*parts), layout=False)
 
 
 def _short(value: object) -> str:
