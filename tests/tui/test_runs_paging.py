@@ -260,6 +260,12 @@ async def test_an_unchanged_poll_reads_nothing_and_draws_nothing(ws, monkeypatch
             return real_collect(force)
 
         pane.collect = counting
+        # attaching to a run writes to the store: done before counting, so the change below is one commit
+        run = Run(ws, "1paging00000", attached=True, flush_interval=0)
+        run.flush()  # what attaching waits to write goes in its own transaction: let it land now
+        await wait(pilot, lambda: polls[0] >= 2, what="two polls")
+        await pilot.pause(0.1)
+        polls[0] = 0
         before_reads, before_lines = len(reads), t.renders
         await wait(pilot, lambda: polls[0] >= 5, what="five polls")
         await pilot.pause(0.1)
@@ -267,7 +273,6 @@ async def test_an_unchanged_poll_reads_nothing_and_draws_nothing(ws, monkeypatch
         assert t.renders == before_lines  # nothing drawn
 
         # one change: read once and the changed row drawn again, not the whole screen
-        run = Run(ws, "1paging00000", attached=True, flush_interval=0)
         run.log({"loss": 0.5}, step=9)
         run.flush()
         await wait(pilot, lambda: t.get_cell("1paging00000", "m:loss").plain == "0.5", what="the change read")

@@ -231,8 +231,13 @@ def row_keys(app) -> list[str]:
     return table(app).row_keys()
 
 
-def cell(app, run_id: str, column: str) -> str:
-    return table(app).get_cell(run_id, column).plain
+def cell(app, run_id: str, column: str) -> str | None:
+    """The cell's text, or None while the table does not hold the run yet (it shows a run from the
+    first poll after it was recorded)."""
+    try:
+        return table(app).get_cell(run_id, column).plain
+    except KeyError:
+        return None
 
 
 def drawn(widget) -> list[str]:

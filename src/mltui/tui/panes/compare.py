@@ -26,6 +26,12 @@ if TYPE_CHECKING:
 # not when the app starts: the Runs pane's first row does not wait for them
 
 SMOOTHING = (0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.99)
+
+
+def _load_chart_modules() -> None:
+    import mltui.chart  # noqa: F401
+    import mltui.core.runs.compare  # noqa: F401
+
 MAX_RUNS = 50
 MULTIPLES = 4
 EMPTY = ("Nothing to compare yet. In the Runs pane (key 1) mark runs with space and press c, or press C to "
@@ -94,6 +100,10 @@ class ComparePane(Pane):
 
     def on_mount(self) -> None:  # then Pane's: the first poll
         self._draw_all()  # the empty state says what to do, before anything is compared
+        # plotext and polars load in the background once the first screen is up, so the first
+        # comparison does not wait for them (nor does the Runs pane's first row)
+        self.set_timer(1.0, lambda: self.run_worker(_load_chart_modules, thread=True, exclusive=True,
+                                                    group="compare-imports", exit_on_error=False))
 
     # -- what is compared ----------------------------------------------------------------------
     @property
