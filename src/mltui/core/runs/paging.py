@@ -59,20 +59,22 @@ def page_ids(conn: sqlite3.Connection, query: Query, offset: int, limit: int, to
 
 
 def read_page(conn: sqlite3.Connection, query: Query, offset: int, limit: int,
-              counts: Counts | None = None, count: bool = True) -> Page:
+              counts: Counts | None = None, count: bool = True, exact: bool = True) -> Page:
     """The runs at [offset, offset + limit) with their details, and the count of the whole result (unless
     `counts` is given, the store being known unchanged, or `count` is False: a first page shown before
     its result is counted), read from one state of the store. An offset past the end (the result
-    shrank) is moved back so the page ends on the last run."""
+    shrank) is moved back so the page ends on the last run. `exact=False`: the `counts` given are of an
+    earlier state of the store (kept for the count line while a slow count waits its turn), so they do
+    not bound the page: runs added since are read too."""
     now = time.time()
     where_sql, where_params, order_sql, order_params = _compiled(query, now)
     with run_pages.snapshot(conn):
         if counts is None and count:
             counts = Counts(*run_pages.count(conn, where_sql, where_params))
-        if counts is not None:
-            offset = max(0, min(offset, counts.total - limit))
-        ids = run_pages.page_ids(conn, offset, limit, counts.total if counts else None, where_sql, where_params,
-                                 order_sql, order_params)
+        bound = counts.total if counts is not None and exact else None
+        if bound is not None:
+            offset = max(0, min(offset, bound - limit))
+        ids = run_pages.page_ids(conn, offset, limit, bound, where_sql, where_params, order_sql, order_params)
         runs = run_store.get_runs(conn, ids)
         attach_details(conn, runs)
     return Page(counts, offset, runs)

@@ -152,7 +152,7 @@ class RunsPane(GroupMode, Pane):
         self._recount = False
         started = time.monotonic()
         page = self.reader.read(lambda conn: read_page(conn, want.query, want.offset, want.limit, counts,
-                                                       count=not first_read))
+                                                       count=not first_read, exact=recount or fresh))
         if recount and not first_read:
             took = time.monotonic() - started
             self._counted_at = time.monotonic()
@@ -215,8 +215,8 @@ class RunsPane(GroupMode, Pane):
     def _total(snap: RunsSnapshot) -> int:
         """The result's length, or until it is counted what the first page tells (one more if it was full)."""
         page = snap.page
-        if page.counts is not None:
-            return page.counts.total
+        if page.counts is not None:  # a count kept from before a change may be short of the runs read since
+            return max(page.counts.total, page.offset + len(page.runs))
         return page.offset + len(page.runs) + (1 if len(page.runs) >= snap.want.limit else 0)
 
     def _update_status(self) -> None:

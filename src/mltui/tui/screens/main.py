@@ -78,6 +78,9 @@ class Panes(TabbedContent):
 
 
 class MainScreen(Screen):
+    # the runs table, never the filter above it: a key pressed before the first poll (C, space, /) must
+    # reach the table's bindings, not be typed into the filter
+    AUTO_FOCUS = "#runs-table"
     BINDINGS = [
         Binding(tab.key, f"show_pane('{tab.id}')", tab.title, id=f"app.pane.{tab.id}", show=False)  # the tabs show the keys
         for tab in TABS
