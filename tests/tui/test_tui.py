@@ -182,8 +182,14 @@ def tui_palette_options(palette) -> list[str]:
     return [str(options.get_option_at_index(i).prompt).split("\n")[0].strip() for i in range(options.option_count)]
 
 
+def tui_counted(app) -> bool:
+    """The status line says the count: the first page of a result is drawn before it is counted."""
+    status = tui_status(app)
+    return status != "" and not status.startswith("counting runs")
+
+
 async def tui_loaded(pilot, rows: int) -> None:
-    await tui_wait(pilot, lambda: tui_table(pilot.app).row_count == rows and tui_status(pilot.app) != "")
+    await tui_wait(pilot, lambda: tui_table(pilot.app).row_count == rows and tui_counted(pilot.app))
     # and drawn: every row has a line on screen (the frame after the rows were read)
     table = tui_table(pilot.app)
     await tui_wait(pilot, lambda: sum(1 for line in tui_lines(table)[1:] if line) >= min(rows, table.size.height - 1))
@@ -670,7 +676,7 @@ async def test_keymap_from_config_rebinds_the_filter_key(tui_ws, tui_runs):
 async def test_empty_workspace_says_there_are_no_runs(tui_ws):
     app = tui_app(tui_ws)
     async with app.run_test(size=SMALL) as pilot:
-        await tui_wait(pilot, lambda: tui_status(app) != "")
+        await tui_wait(pilot, lambda: tui_counted(app))
         assert tui_table(app).row_count == 0
         assert tui_status(app) == (
             "No runs yet. Log one from a training script with mltui.init(), then watch it here."
@@ -693,7 +699,7 @@ async def test_empty_workspace_says_there_are_no_runs(tui_ws):
 async def test_empty_workspace_preview_when_wide(tui_ws):
     app = tui_app(tui_ws)
     async with app.run_test(size=WIDE) as pilot:
-        await tui_wait(pilot, lambda: tui_status(app) != "")
+        await tui_wait(pilot, lambda: tui_counted(app))
         assert app.screen.query_one("#run-preview").display is True
         assert tui_preview_lines(app)[0] == "No run highlighted."
         assert tui_status(app).startswith("No runs yet.")

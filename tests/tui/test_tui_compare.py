@@ -242,7 +242,8 @@ async def cmp_wait(pilot, predicate, timeout: float = 5.0, step: float = 0.05, n
 
 
 async def cmp_loaded(pilot, rows: int) -> None:
-    await cmp_wait(pilot, lambda: cmp_runs_table(pilot.app).row_count == rows and cmp_runs_status(pilot.app) != "")
+    await cmp_wait(pilot, lambda: cmp_runs_table(pilot.app).row_count == rows and cmp_runs_status(pilot.app) != ""
+                   and not cmp_runs_status(pilot.app).startswith("counting runs"))  # drawn before it is counted
 
 
 async def cmp_drawn(pilot, status_start: str, titles: list[str], timeout: float = 5.0, fit: bool = True) -> None:
