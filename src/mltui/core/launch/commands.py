@@ -54,21 +54,28 @@ def find_project_file(start: str | os.PathLike[str] | None = None, stop: Path | 
     return None
 
 
-def load_commands(path: Path) -> dict[str, Command]:
-    """Parse mltui.toml; any problem is one sentence naming the file and the command."""
+def project_section(path: Path, section: str, bad: type[MltuiError] = MltuiError) -> dict[str, Any]:
+    """mltui.toml's `[section]` (`[commands]`, `[stages]`) as a table of tables; a file that cannot be
+    read is one sentence, an unreadable or misshapen one raises `bad` (the stages' loader: exit code 2)."""
     import tomllib
 
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise MltuiError(f"{path} is not valid TOML: {exc}.") from None
+        raise bad(f"{path} is not valid TOML: {exc}.") from None
     except UnicodeDecodeError:
-        raise MltuiError(f"{path} is not UTF-8 text.") from None
+        raise bad(f"{path} is not UTF-8 text.") from None
     except OSError as exc:
         raise MltuiError(f"Cannot read {path}: {exc.strerror}.") from None
-    table = data.get("commands", {})
+    table = data.get(section, {})
     if not isinstance(table, dict):
-        raise MltuiError(f"{path}: [commands] must hold tables like [commands.train].")
+        raise bad(f"{path}: [{section}] must hold tables like [{section}.train].")
+    return table
+
+
+def load_commands(path: Path) -> dict[str, Command]:
+    """Parse mltui.toml; any problem is one sentence naming the file and the command."""
+    table = project_section(path, "commands")
     commands: dict[str, Command] = {}
     for name, spec in table.items():
         where = f"{path}: command {name!r}"

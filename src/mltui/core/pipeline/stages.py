@@ -8,14 +8,13 @@ of its own stage, a dep that nothing makes and that is not on disk.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from mltui.base.errors import MltuiError, UsageError
-from mltui.core.launch.commands import KINDS, fill, placeholders, split_template
+from mltui.base.errors import UsageError
+from mltui.core.launch.commands import KINDS, fill, placeholders, project_section, split_template
 
 KNOWN = ("run", "deps", "outs", "params", "metrics", "kind", "gpus", "description")
 
@@ -171,18 +170,7 @@ def parse_stage(name: str, spec: Any, source: Path) -> Stage:
 
 
 def read_table(path: Path) -> dict[str, Any]:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise PipelineError(f"{path} is not valid TOML: {exc}.") from None
-    except UnicodeDecodeError:
-        raise PipelineError(f"{path} is not UTF-8 text.") from None
-    except OSError as exc:
-        raise MltuiError(f"Cannot read {path}: {exc.strerror}.") from None
-    table = data.get("stages", {})
-    if not isinstance(table, dict):
-        raise PipelineError(f"{path}: [stages] must hold tables like [stages.train].")
-    return table
+    return project_section(path, "stages", PipelineError)
 
 
 def load_pipeline(path: Path, check_deps: bool = True) -> Pipeline:
