@@ -57,15 +57,8 @@ def _place(src: Path, dst: Path, sha256: str) -> str:
     verified when they were stored; `mltui data verify` checks them again."""
     if reflink(src, dst):
         return "reflink"
-    shutil.copyfile(src, dst)
-    os.chmod(dst, 0o644 & ~_umask())
+    shutil.copyfile(src, dst)  # contents only: the out gets the usual mode, not the object's read-only one
     return "copy"
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _restore_one(ws: Workspace, target: Path, out: dict[str, Any]) -> dict[str, int]:
