@@ -254,7 +254,7 @@ def test_save_then_view_reproduces_json(populated, cli):
     assert isinstance(updated, float)
     assert listed == [{"name": "mine", "runs": [ids["resnet-adam-1"], ids["vit-adamw"], ids["nan-run"]],
                        "where": None, "metrics": ["loss"], "axis": "relative", "smoothing": 0.6,
-                       "log_y": False, "clip": False}]
+                       "log_y": False, "clip": False, "group_by": None, "band": "std"}]
     text = cli("views", "list")
     assert text.returncode == 0
     assert text.stdout.splitlines()[0].split() == ["NAME", "RUNS", "METRICS", "AXIS", "SMOOTH"]

@@ -678,7 +678,8 @@ async def test_ctrl_s_saves_a_view_that_the_palette_reopens(cmp_ws, cmp_runs):
             rows = conn.execute("SELECT name, spec FROM views").fetchall()
         assert len(rows) == 1 and rows[0][0] == "lr-sweep"
         assert json.loads(rows[0][1]) == {"runs": [A, B, C], "where": None, "metrics": [], "axis": "relative",
-                                          "smoothing": 0.3, "log_y": True, "clip": False}
+                                          "smoothing": 0.3, "log_y": True, "clip": False, "group_by": None,
+                                          "band": "std"}
 
         # compare something else, then reopen the view from its palette command
         await pilot.press("1", "C")

@@ -3,6 +3,7 @@
     expand_group_by("*,-seed", keys)  -> every param but seed: the usual way to average over seeds
     group_runs(conn, where, columns)  -> [Group(key, n, run_ids, stats)], the group of the newest run first
     group_series(conn, ids, "loss")   -> the mean, std, min and max of one metric's series, step by step
+                                         (band_of: the same over series already read)
 
 Grouping reads one column per run, not a row per param: `runs.params_key` holds a run's params as one text
 (store/runs.py PARAMS_KEY_OF), so a group key is that text with the left-out params cut out (or the
@@ -361,14 +362,15 @@ def group_series(reader: sqlite3.Connection, run_ids: Sequence[str], metric: str
 
     from mltui.store.metrics import read_series
 
-    series = []
-    for rid in run_ids:
-        steps, values, _ = read_series(reader, rid, metric)
-        x = np.asarray(steps, dtype="f8")
-        y = np.asarray(values, dtype="f8")
-        keep = np.isfinite(y)
-        if keep.any():
-            series.append((x[keep], y[keep]))
+    read = (read_series(reader, rid, metric)[:2] for rid in run_ids)
+    return band_of([(np.asarray(x, dtype="f8"), np.asarray(y, dtype="f8")) for x, y in read], points)
+
+
+def band_of(runs: Sequence[tuple], points: int = 200) -> SeriesBand:
+    """group_series over series already read: (steps, values) numpy arrays per run, in step order."""
+    import numpy as np
+
+    series = [(x[keep], y[keep]) for x, y in runs if (keep := np.isfinite(y)).any()]
     if not series:
         return SeriesBand([], [], [], [], [], [])
     same = all(s[0].size == series[0][0].size and np.array_equal(s[0], series[0][0]) for s in series)

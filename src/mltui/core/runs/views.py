@@ -12,6 +12,7 @@ from mltui.store.connection import write_tx
 
 
 AXES = ("step", "time", "relative")  # kept here, not in compare, so listing views needs no polars
+BANDS = ("std", "minmax", "none")  # a grouped view's band around each group's mean: ± std, min–max, none
 
 
 @dataclass
@@ -23,6 +24,8 @@ class View:
     smoothing: float = 0.0
     log_y: bool = False
     clip: bool = False
+    group_by: str | None = None  # a --group-by spec ('*,-seed'): one line per group, its mean and a band
+    band: str = "std"
 
     def check(self) -> "View":
         if not self.runs and not self.where:
@@ -31,6 +34,8 @@ class View:
             raise UsageError(f"The axis must be one of {', '.join(AXES)}.")
         if not 0 <= self.smoothing < 1:
             raise UsageError("Smoothing must be at least 0 and below 1.")
+        if self.band not in BANDS:
+            raise UsageError(f"The band must be one of {', '.join(BANDS)}.")
         return self
 
     @classmethod

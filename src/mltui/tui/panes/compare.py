@@ -1,4 +1,5 @@
-"""The Compare pane: marked runs' curves over each other, a best-of table and the params that differ."""
+"""The Compare pane: marked runs' curves over each other, a best-of table and the params that differ; with
+g, groups of runs instead (each group's mean over a band: panes/compare_groups.py)."""
 
 from __future__ import annotations
 
@@ -61,6 +62,8 @@ class CompareSnapshot:
     comparison: Comparison
     charts: list[str]  # ANSI text, one per chart widget
     shown_metrics: list[str]
+    groups: object | None = None  # core.runs.compare_groups.GroupedRuns, in group mode (key g)
+    group_error: str | None = None
 
 
 class ComparePane(Pane):
@@ -75,6 +78,11 @@ class ComparePane(Pane):
         Binding("o", "toggle_clip", "Clip", id="compare.clip", show=False),
         Binding("l", "toggle_legend", "Legend", id="compare.legend", show=False),
         Binding("a", "toggle_params", "All params", id="compare.all_params", show=False),
+        Binding("g", "toggle_groups", "Groups", id="compare.groups",
+                tooltip="one line per group of runs (every param but seed, or as the Runs pane groups): "
+                "the mean over a band"),
+        Binding("b", "cycle_band", "Band", id="compare.band", show=False,
+                tooltip="the band around each group's mean: ± std, min–max or none"),
         Binding("ctrl+s", "save_view", "Save view", id="compare.save"),
     ]
     poll_group = "compare-poll"
@@ -151,6 +159,12 @@ class ComparePane(Pane):
         start = self.state.metric_index % len(keys)
         count = min(MULTIPLES, len(keys)) if self.state.multiples else 1
         shown = [keys[(start + i) % len(keys)] for i in range(count)]
+        if view.group_by:
+            from mltui.tui.panes.compare_groups import group_charts
+
+            done = group_charts(conn, [r["id"] for r in runs], keys, shown, self.state, view,
+                                self._chart_sizes, self._colours)
+            return CompareSnapshot(comp, done.charts, shown, done.grouped, done.error)
         names = {r["id"]: r["name"] for r in runs}
         colours = self._colours(len(runs))
         by_run = {r["id"]: colours[i] for i, r in enumerate(runs)}
@@ -176,6 +190,11 @@ class ComparePane(Pane):
     def apply(self, snapshot: CompareSnapshot | None) -> None:
         if snapshot is None:
             return  # the store is as it was: nothing to draw again (idle costs nothing)
+        if snapshot.group_error:
+            self.notify(snapshot.group_error, severity="warning", timeout=6, markup=False)
+            self.state.view = replace(self.state.view, group_by=None)
+            self.poll_now(force=True)
+            return
         self.snapshot = snapshot
         self._draw_all()
         if self.active:  # drawn before the layout settled (first show, resize): draw again at the real size
@@ -201,8 +220,20 @@ class ComparePane(Pane):
                 widget.update(Text.from_ansi(snap.charts[i]))
             elif i == 0:
                 widget.update(Text("These runs have logged no metrics yet.", style="dim"))
-        self._metric_table(snap.comparison, snap.shown_metrics)
-        self._param_table(snap.comparison)
+        self._tables(snap)
+
+    def _tables(self, snap: CompareSnapshot) -> None:
+        if snap.groups is None:
+            self._metric_table(snap.comparison, snap.shown_metrics)
+            self._param_table(snap.comparison)
+            return
+        from mltui.tui.panes.compare_groups import group_metric_table, group_param_table
+
+        best_style = f"bold {self.app.theme_variables.get('success', '')}"
+        group_metric_table(self.query_one("#compare-metrics", KeyedTable), snap.groups, snap.comparison,
+                           snap.shown_metrics, best_style)
+        group_param_table(self.query_one("#compare-params", KeyedTable), snap.groups, self.state.all_params,
+                          {r["id"]: r["name"] for r in snap.comparison.runs})
 
     def _metric_table(self, comp: Comparison, shown: list[str]) -> None:
         table = self.query_one("#compare-metrics", KeyedTable)
@@ -253,19 +284,25 @@ class ComparePane(Pane):
         else:
             view, snap = self.state.view, self.snapshot
             count = len(snap.comparison.runs) if snap else 0
-            status.append(f"{count} run" if count == 1 else f"{count} runs", style="bold")
+            if view.group_by:
+                from mltui.tui.panes.compare_groups import group_status
+
+                group_status(status, snap.groups if snap else None, view.band)
+            else:
+                status.append(f"{count} run" if count == 1 else f"{count} runs", style="bold")
             if view.where:
                 status.append(" · where ", style="dim")
                 status.append(view.where)
             if snap and snap.shown_metrics:
                 status.append(" · metric ", style="dim")
                 status.append(", ".join(snap.shown_metrics))
-            status.append(f" · x {view.axis} · smoothing {view.smoothing:g}", style="dim")
+            axis = "step" if view.group_by else view.axis  # groups are aligned by step
+            status.append(f" · x {axis} · smoothing {view.smoothing:g}", style="dim")
             if view.log_y:
                 status.append(" · log y", style="dim")
             if view.clip:
                 status.append(" · outliers clipped", style="dim")
-            if snap and not snap.comparison.params_differ:
+            if snap and not snap.comparison.params_differ and not view.group_by:
                 status.append(" · same params", style="dim")
         self.query_one("#compare-status", Static).update(status)
 
@@ -293,6 +330,9 @@ class ComparePane(Pane):
     def action_cycle_axis(self) -> None:
         from mltui.core.runs.compare import AXES
 
+        if self.state.view.group_by:
+            self.notify("Groups are drawn by step (their runs are aligned step by step); g ungroups.", timeout=3)
+            return
         self._change(axis=AXES[(AXES.index(self.state.view.axis) + 1) % len(AXES)])
 
     def action_toggle_log(self) -> None:
@@ -313,7 +353,25 @@ class ComparePane(Pane):
     def action_toggle_params(self) -> None:
         self.state.all_params = not self.state.all_params
         if self.snapshot:
-            self._param_table(self.snapshot.comparison)
+            self._tables(self.snapshot)
+
+    def action_toggle_groups(self) -> None:
+        if self.state.view.group_by:
+            self._change(group_by=None)
+            return
+        from mltui.core.runs.compare_groups import DEFAULT_SPEC
+
+        runs_pane = next(iter(self.screen.query("#runs-pane")), None)  # grouped there: the same groups here
+        self._change(group_by=getattr(runs_pane, "group_spec", None) or DEFAULT_SPEC)
+
+    def action_cycle_band(self) -> None:
+        from mltui.core.runs.views import BANDS
+
+        if self.active and not self.state.view.group_by:
+            self.notify("The band is drawn around each group's mean: press g to group the runs first.", timeout=3)
+            return
+        band = self.state.view.band
+        self._change(band=BANDS[(BANDS.index(band) + 1) % len(BANDS)] if band in BANDS else BANDS[0])
 
     def action_save_view(self) -> None:
         if not self.active:
