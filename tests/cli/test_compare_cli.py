@@ -473,3 +473,38 @@ def test_a_view_saved_from_id_prefixes_keeps_full_ids_once(populated, cli):
     assert result.returncode == 0, result.stderr
     with closing(open_store(find_workspace().db_path)) as conn:
         assert get_view(conn, "prefixed").runs == [run_id]
+
+
+# -- groups drawn with their band ---------------------------------------------------------------------------
+@pytest.fixture
+def seeds(ws):
+    """Two models × three seeds; each seed's loss is its model's curve shifted by seed/10."""
+    for c, model in enumerate(["a", "b"]):
+        for seed in range(3):
+            make_run(ws.project_dir, f"{model}{seed}", {"loss": [c + 2 - step / 10 + seed / 10 for step in range(8)]},
+                     params={"model": model, "seed": seed})
+
+
+def test_compare_group_by_plot_draws_each_mean_over_its_band(seeds, cli):
+    out = cli("compare", "--where", "params.seed >= 0", "--group-by", "*,-seed", "--plot", "-m", "loss")
+    assert out.returncode == 0, out.stderr
+    assert "loss: mean per group, band ± std" in out.stdout
+    assert "model=a (N=3)" in out.stdout and "model=b (N=3)" in out.stdout
+    assert "░" in out.stdout  # the band is shaded under the means
+    flat = cli("compare", "--where", "params.seed >= 0", "--group-by", "model", "--plot", "--band", "none")
+    assert flat.returncode == 0, flat.stderr
+    assert "loss: mean per group" in flat.stdout and "band" not in flat.stdout and "░" not in flat.stdout
+
+
+def test_a_saved_grouped_view_opens_grouped(seeds, ws, cli):
+    with closing(open_store(ws.db_path)) as conn:
+        save_view(conn, "by-model", View(where="params.seed >= 0", group_by="model", band="minmax"))
+    data = json.loads(cli("compare", "--view", "by-model", "--json").stdout)
+    assert [(g["key"]["params.model"], g["n"]) for g in data["groups"]] == [("b", 3), ("a", 3)]
+    plot = cli("compare", "--view", "by-model", "--plot")
+    assert "band min–max" in plot.stdout
+
+
+def test_band_without_groups_is_usage(seeds, cli):
+    assert "--band goes with --group-by" in one_line_error(cli("compare", "--where", "params.seed >= 0",
+                                                                "--band", "std"), 2)

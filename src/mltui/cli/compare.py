@@ -33,7 +33,11 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--save", metavar="NAME", help="save this comparison as a named view")
     p.add_argument("--group-by", "-g", metavar="SPEC",
                    help="compare groups of runs instead: 'params.model,params.lr' or '*,-seed' (every param but "
-                   "seed); each group shows N and mean ± std [min, max], and --plot draws each group's mean")
+                   "seed); each group shows N and mean ± std [min, max], and --plot draws each group's mean "
+                   "over a band (--band). A saved view that groups opens grouped")
+    p.add_argument("--band", choices=["std", "minmax", "none"],
+                   help="with --group-by --plot: the band drawn around each group's mean, ± std (the default), "
+                   "min–max or none")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON")
     fmt.add_argument("--csv", action="store_true", help="print the metric table as CSV")
@@ -118,8 +122,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     if not args.runs and not args.where and not args.view:
         raise UsageError("Name runs to compare (ids), or give --where or --view.")
-    if args.group_by:
+    if args.group_by or (args.view and _saved_grouping(args.view)):
         return compare_groups(args)
+    if args.band:
+        raise UsageError("--band goes with --group-by.")
     ws, conn = open_workspace(write=bool(args.save))
     with closing(conn):
         view = full_ids(conn, _view_from_args(args, conn))
@@ -161,6 +167,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _saved_grouping(name: str) -> str | None:
+    """The --group-by spec a saved view keeps (None when it compares single runs)."""
+    from mltui.core.reader import open_workspace
+    from mltui.core.runs.views import get_view
+
+    _, conn = open_workspace()
+    with closing(conn):
+        return get_view(conn, name).group_by
+
+
 def compare_groups(args: argparse.Namespace) -> int:
     """`compare --group-by`: the runs named (ids, --where or --view; no cap on how many) in groups, a table
     per metric; with --plot each group's mean drawn, its legend giving N."""
@@ -176,7 +192,9 @@ def compare_groups(args: argparse.Namespace) -> int:
     with closing(conn):
         view = full_ids(conn, _view_from_args(args, conn))
         where = view.where if not view.runs else "id in (" + ", ".join(view.runs) + ")"
-        columns = expand_group_by(args.group_by, param_keys(conn))
+        spec = args.group_by or view.group_by
+        band = args.band or view.band
+        columns = expand_group_by(spec, param_keys(conn))
         metrics = view.metrics or shown_metrics(conn, where, False, None)
         groups = group_runs(conn, where, columns, metrics)
         if not groups:
@@ -186,7 +204,7 @@ def compare_groups(args: argparse.Namespace) -> int:
             width, height = shutil.get_terminal_size((100, 30))
             for key in metrics[:6]:
                 bands = [(g, group_series(conn, g.run_ids, key, points=max(20, width - 20))) for g in groups[:20]]
-                charts.append((key, bands))
+                charts.append((key, [(g, b) for g, b in bands if b.steps]))
     directions = {k: direction(k, ws.config().directions) for k in metrics}
 
     def text() -> None:
@@ -195,20 +213,18 @@ def compare_groups(args: argparse.Namespace) -> int:
             better = "lower" if directions[key] == "min" else "higher"
             print(f"\n{safe(key)} ({better} is better)")
             print_groups(groups, columns, [key])
-        for key, bands in charts:
-            from types import SimpleNamespace
+        for key, drawn in charts:
+            from mltui.chart import draw_bands
+            from mltui.core.runs.compare_groups import BAND_NAMES, band_limits, n_text
 
-            from mltui.chart import draw
-
-            drawn = [(g, b) for g, b in bands if b.steps]
             if not drawn:
                 continue
-            series = [SimpleNamespace(x=b.steps, y=b.mean) for _, b in drawn]
             labels = [safe(", ".join(f"{c.removeprefix('params.')}={display(g.key[c])}" for c in columns))
-                      + f" (N={max(b.n)})" for g, b in drawn]
+                      + f" ({n_text(b, g)})" for g, b in drawn]
+            title = f"{key}: mean per group" + (f", band {BAND_NAMES[band]}" if band != "none" else "")
             print()
-            print(draw(series, labels, width, max(10, min(height - 4, 30)), title=f"{key}: mean per group",
-                       colour=sys.stdout.isatty()))
+            print(draw_bands([b for _, b in drawn], [band_limits(b, band) for _, b in drawn], labels, width,
+                             max(10, min(height - 4, 30)), title=title, colour=sys.stdout.isatty()))
 
     return emit(args, lambda: group_json(groups, columns, metrics, total=groups.total, runs=groups.runs,
                                          directions=directions), text)
