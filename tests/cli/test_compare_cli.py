@@ -257,9 +257,9 @@ def test_save_then_view_reproduces_json(populated, cli):
                        "log_y": False, "clip": False, "group_by": None, "band": "std"}]
     text = cli("views", "list")
     assert text.returncode == 0
-    assert text.stdout.splitlines()[0].split() == ["NAME", "RUNS", "METRICS", "AXIS", "SMOOTH"]
+    assert text.stdout.splitlines()[0].split() == ["NAME", "RUNS", "METRICS", "AXIS", "SMOOTH", "GROUPS"]
     assert text.stdout.splitlines()[1].split()[0] == "mine"
-    assert text.stdout.splitlines()[1].split()[-3:] == ["loss", "relative", "0.6"]
+    assert text.stdout.splitlines()[1].split()[-4:] == ["loss", "relative", "0.6", "-"]
     # a view can be opened with --plot and extra metrics on top
     plot = cli("compare", "--view", "mine", "--plot")
     assert plot.returncode == 0, plot.stderr
@@ -503,6 +503,8 @@ def test_a_saved_grouped_view_opens_grouped(seeds, ws, cli):
     assert [(g["key"]["params.model"], g["n"]) for g in data["groups"]] == [("b", 3), ("a", 3)]
     plot = cli("compare", "--view", "by-model", "--plot")
     assert "band min–max" in plot.stdout
+    listed = cli("views", "list").stdout.splitlines()
+    assert listed[1].split()[-2:] == ["model", "(minmax)"]
 
 
 def test_band_without_groups_is_usage(seeds, cli):

@@ -304,9 +304,10 @@ def cmd_views_list(args: argparse.Namespace) -> int:
         if not views:
             print("No saved views: save one with `mltui compare ... --save NAME` or ctrl+s in the Compare pane.")
             return
-        print(table(["NAME", "RUNS", "METRICS", "AXIS", "SMOOTH"], [
+        print(table(["NAME", "RUNS", "METRICS", "AXIS", "SMOOTH", "GROUPS"], [
             [name, view.where or " ".join(view.runs), ", ".join(view.metrics) or "all", view.axis,
-             f"{view.smoothing:g}"] for name, view, _ in views]))
+             f"{view.smoothing:g}", f"{view.group_by} ({view.band})" if view.group_by else "-"]
+            for name, view, _ in views]))
 
     return emit(args, data, text)
 
