@@ -77,15 +77,22 @@ def export(conn: sqlite3.Connection, what: str, output: str, fmt: str | None = N
     ids = select_ids(conn, where)
     if what == "runs":
         types: dict[str, set[str]] = {}
-        schema = runs_schema(conn, where, types) if ids else {}
+        schema = runs_schema(conn, where, types, matching=len(ids)) if ids else {}
         frames = runs_frames(conn, ids, schema, types)
     else:
         schema = METRICS_SCHEMA
         frames = metrics_batches(conn, ids)
+    import gc
+
+    collecting = gc.isenabled()
+    gc.disable()  # a row is a tuple: 100,000 of them would start the cycle collector hundreds of times
     try:
         return write_frames(frames, schema, fmt, output)
     except OSError as exc:
         raise MltuiError(f"Cannot write {output}: {exc.strerror or exc}.") from None
+    finally:
+        if collecting:
+            gc.enable()
 
 
 FIXED = {"id": pl.Utf8, "name": pl.Utf8, "kind": pl.Utf8, "status": pl.Utf8, "created": pl.Float64,
@@ -107,26 +114,92 @@ def _dtype(types: set[str]):
     return pl.Utf8  # text, JSON, integers too big for 64 bits, or a mix: written as text
 
 
-def runs_schema(conn: sqlite3.Connection, where: str | None, types_out: dict | None = None) -> dict:
+def runs_schema(conn: sqlite3.Connection, where: str | None, types_out: dict | None = None,
+                matching: int | None = None) -> dict:
     """The columns of a runs export, known before the first run is written: the fixed ones, then
     params.*, metrics.* and tags.* as the matching runs have them (names sorted within each). `types_out`,
-    when given, receives each params/tags column's set of value types."""
+    when given, receives each params/tags column's value types (as far as they decide the column);
+    `matching` is how many runs match, when the caller knows."""
     from mltui.store.where import compile_filter
 
     where_sql, where_params = compile_filter(where)
-    scope = f" WHERE run_id IN (SELECT runs.id FROM runs WHERE {where_sql})" if where_sql else ""
+    scope, args = "", []
+    if where_sql:
+        if matching is None:
+            matching = conn.execute(f"SELECT count(*) FROM runs WHERE {where_sql}", where_params).fetchone()[0]
+        if matching < conn.execute("SELECT count(*) FROM runs").fetchone()[0]:  # some runs are left out
+            scope = f" AND EXISTS (SELECT 1 FROM runs WHERE runs.id = p.run_id AND ({where_sql}))"
+            args = list(where_params)
     schema = dict(FIXED)
     for table in ("params", "metrics", "tags"):
         if table == "metrics":
-            for (key,) in conn.execute(f"SELECT DISTINCT key FROM metric_summary{scope} ORDER BY key", where_params):
-                schema[f"metrics.{key}"] = pl.Float64
+            for key in _metric_keys(conn):
+                if not scope or conn.execute(f"SELECT 1 FROM metric_summary p WHERE p.key = ?{scope} LIMIT 1",
+                                             (key, *args)).fetchone():
+                    schema[f"metrics.{key}"] = pl.Float64
             continue
-        for key, types in conn.execute(f"SELECT key, group_concat(DISTINCT type) FROM {table}{scope} "
-                                       "GROUP BY key ORDER BY key", where_params):
-            schema[f"{table}.{key}"] = _dtype(set(types.split(",")))
+        for key, types in value_types(conn, table, scope, args).items():
+            schema[f"{table}.{key}"] = _dtype(types)
             if types_out is not None:
-                types_out[f"{table}.{key}"] = set(types.split(","))
+                types_out[f"{table}.{key}"] = types
     return schema
+
+
+def _metric_keys(conn: sqlite3.Connection) -> list[str]:
+    """Every metric key, sorted: one seek on the (key, last) index per key."""
+    keys: list[str] = []
+    while (key := conn.execute("SELECT min(key) FROM metric_summary WHERE key > ?", (keys[-1] if keys else "",))
+           .fetchone()[0]) is not None:
+        keys.append(key)
+    return keys
+
+
+# the rows of a key holding one storage class: a range of the (key, value) index (NULL < numbers < text < BLOB)
+_CLASS = {"null": "p.value IS NULL", "integer": "p.value < '' AND typeof(p.value) = 'integer'",
+          "real": "p.value < '' AND typeof(p.value) = 'real'", "text": "p.value >= '' AND p.value < x''",
+          "blob": "p.value >= x''"}
+
+
+def value_types(conn: sqlite3.Connection, table: str, scope: str = "", args: list | tuple = ()) -> dict[str, set[str]]:
+    """key -> the value types (mltui.base.values.encode's names) of `table`'s (params or tags) rows, as far
+    as they decide an export column (_dtype, and whether its text needs Python: _PLAIN_TEXT); `scope` (SQL
+    on the row `p`, with `args`) limits the rows. The type is not in the (key, value) index, so this reads
+    the index's storage classes (one scan of it) and settles what a class leaves open by seeks: NULL is a
+    None or a NaN; an integer is an int, or a bool (0 or 1 only); text is a str, a big int or JSON (which
+    starts with [ or {). Reading each row's type instead took seconds at 2,000,000 params."""
+    def any_row(key: str, cond: str) -> bool:
+        sql = f"SELECT 1 FROM {table} p WHERE p.key = ? AND {cond}{scope} LIMIT 1"
+        return conn.execute(sql, (key, *args)).fetchone() is not None
+
+    def types_of(key: str, cond: str) -> set[str]:
+        sql = f"SELECT DISTINCT p.type FROM {table} p WHERE p.key = ? AND {cond}{scope}"
+        return {kind for (kind,) in conn.execute(sql, (key, *args))}
+
+    out: dict[str, set[str]] = {}
+    for key, classes in conn.execute(f"SELECT key, group_concat(DISTINCT typeof(value)) FROM {table} GROUP BY key "
+                                     "ORDER BY key").fetchall():
+        found = {c for c in classes.split(",") if not scope or any_row(key, _CLASS[c])}
+        if not found:
+            continue
+        if "blob" in found:  # not a value encode writes: read every row's type
+            out[key] = types_of(key, "1")
+            continue
+        types = {"float"} if "real" in found else set()
+        if "null" in found:
+            types |= types_of(key, _CLASS["null"])
+        if "text" in found:  # a str or a big int: the same column either way
+            types |= {"str"} | types_of(key, "p.value >= '[' AND p.value < '\\'")
+            types |= types_of(key, "p.value >= '{' AND p.value < '|'")
+        if "integer" in found:
+            if any_row(key, "p.value < 0 AND typeof(p.value) = 'integer'") or \
+                    any_row(key, "p.value > 1 AND p.value < '' AND typeof(p.value) = 'integer'"):
+                types.add("int")  # a bool is 0 or 1, so this is an int; bools matter beside floats only
+                if "float" in types and any_row(key, "p.value IN (0, 1) AND p.type = 'bool'"):
+                    types.add("bool")
+            else:
+                types |= types_of(key, "p.value IN (0, 1) AND typeof(p.value) = 'integer'")
+        out[key] = types
+    return out
 
 
 def runs_frames(conn: sqlite3.Connection, ids: list[str], schema: dict, types: dict[str, set[str]],
@@ -147,10 +220,12 @@ def runs_frames(conn: sqlite3.Connection, ids: list[str], schema: dict, types: d
     def frame(own: sqlite3.Connection, part: list[str]) -> pl.DataFrame:
         import json
 
-        rows = own.execute(sql, [now, *args, json.dumps(part)]).fetchall()
-        order = {rid: i for i, rid in enumerate(part)}
-        rows.sort(key=lambda row: order[row[0]])
+        rows = own.execute(sql, [now, json.dumps(part), *args]).fetchall()
         columns = list(zip(*rows)) if rows else [()] * len(plan)
+        if list(columns[0]) != part[:len(rows)]:  # rows come in the order of the ids; were one deleted meanwhile
+            order = {rid: i for i, rid in enumerate(part)}
+            rows.sort(key=lambda row: order[row[0]])
+            columns = list(zip(*rows))
         series, at = [], 0
         for name, dtype, how in plan:
             if how == "pair":
@@ -159,14 +234,15 @@ def runs_frames(conn: sqlite3.Connection, ids: list[str], schema: dict, types: d
                 series.append(_typed(name, values, dtype))
                 at += 2
                 continue
-            values = list(columns[at])
+            values = columns[at]
             at += 1
-            if dtype == pl.Float64 and "nan" in values:  # the store keeps NaN as NULL: the SQL marks it "nan"
-                values = [math.nan if v == "nan" else v for v in values]
+            try:  # what SQLite hands over is of the column's type (ints in a float column too) ...
+                series.append(pl.Series(name, values, dtype=pl.Int64 if dtype == pl.Boolean else dtype))
+            except (TypeError, pl.exceptions.PolarsError):  # ... but for NaN, which the SQL marks "nan"
+                values = [math.nan if v == "nan" else v for v in values] if dtype == pl.Float64 else list(values)
+                series.append(_typed(name, values, pl.Int64 if dtype == pl.Boolean else dtype))
             if dtype == pl.Boolean:
-                series.append(pl.Series(name, values, dtype=pl.Int64).cast(pl.Boolean))
-            else:
-                series.append(_typed(name, values, dtype))
+                series[-1] = series[-1].cast(pl.Boolean)
         return pl.DataFrame(series)
 
     yield from map_batches(conn, frame, (ids[start:start + per] for start in range(0, len(ids), per)))
@@ -175,45 +251,55 @@ def runs_frames(conn: sqlite3.Connection, ids: list[str], schema: dict, types: d
 _PLAIN_TEXT = {"str", "int", "bigint", "bool", "null"}  # types SQL turns to the text str() would give
 
 
+_JOINS = 60  # lookups written as LEFT JOINs (SQLite joins at most 64 tables); any more as subqueries
+
+
 def _pivot(schema: dict, text_types: dict[str, set[str]]) -> tuple[str, list, list]:
-    """(SQL, its parameters before the ids, [(column, dtype, "one" | "pair")]) for runs_frames: the fixed
-    columns, then one keyed lookup per params/metrics/tags column (keys bound, never written into SQL)."""
+    """(SQL, its parameters after the time now and the ids, [(column, dtype, "one" | "pair")]) for
+    runs_frames: the fixed columns, then one keyed lookup per params/metrics/tags column (keys bound, never
+    written into SQL). A lookup is a LEFT JOIN on the (run_id, key) primary key: a third cheaper than a
+    subquery each, and one join gives a value and its type."""
     types = dict(schema)
     selects = ["r.id", "r.name", "r.kind", "r.status", "r.created", "r.started", "r.ended", "r.exit_code", "r.host",
                "r.user", "r.git_commit",
                "CASE WHEN r.started IS NULL THEN NULL ELSE max(0.0, coalesce(nullif(r.ended, 0), ?1) - r.started) END"]
     plan = [(c, types[c], "one") for c in FIXED]
     args: list = []
+    joins: list[str] = []
     for column, dtype in schema.items():
         if column in FIXED:
             continue
         table, key = column.split(".", 1)
-        if table == "metrics":
-            selects.append("(SELECT coalesce(m.last, 'nan') FROM metric_summary m WHERE m.run_id = r.id AND m.key = ?)")
-            args.append(key)
-            plan.append((column, dtype, "one"))
-            continue
-        lookup = f"FROM {table} x WHERE x.run_id = r.id AND x.key = ?"
         if dtype == pl.Null:
             selects.append("NULL")
+            plan.append((column, dtype, "one"))
+            continue
+        args.append(key)
+        x, joined = f"x{len(args)}", len(joins) < _JOINS
+        source = f"{'metric_summary' if table == 'metrics' else table} {x} "
+        on = f"{x}.run_id = r.id AND {x}.key = ?{len(args) + 2}"  # ?1: the time now, ?2: the ids
+        if joined:
+            joins.append(f"LEFT JOIN {source}ON {on}")
+
+        def lookup(expr: str) -> str:
+            return expr if joined else f"(SELECT {expr} FROM {source}WHERE {on})"
+
+        if table == "metrics":  # NaN is kept as NULL: the SQL marks it "nan"
+            selects.append(f"CASE WHEN {x}.key IS NULL THEN NULL ELSE coalesce({x}.last, 'nan') END" if joined
+                           else lookup(f"coalesce({x}.last, 'nan')"))
         elif dtype == pl.Utf8 and not text_types.get(column, {"json"}) <= _PLAIN_TEXT:
-            selects += [f"(SELECT x.value {lookup})", f"(SELECT x.type {lookup})"]
-            args += [key, key]
+            selects += [lookup(f"{x}.value"), lookup(f"{x}.type")]
             plan.append((column, dtype, "pair"))
             continue
         elif dtype == pl.Utf8:
-            selects.append(f"(SELECT CASE x.type WHEN 'bool' THEN CASE WHEN x.value THEN 'True' ELSE 'False' END "
-                           f"ELSE CAST(x.value AS TEXT) END {lookup})")
-            args.append(key)
+            selects.append(lookup(f"CASE {x}.type WHEN 'bool' THEN CASE WHEN {x}.value THEN 'True' ELSE 'False' END "
+                                  f"ELSE CAST({x}.value AS TEXT) END"))
         elif dtype == pl.Float64:
-            selects.append(f"(SELECT CASE WHEN x.value IS NULL AND x.type = 'float' THEN 'nan' ELSE x.value END {lookup})")
-            args.append(key)
+            selects.append(lookup(f"CASE WHEN {x}.value IS NULL AND {x}.type = 'float' THEN 'nan' ELSE {x}.value END"))
         else:  # Int64, Boolean
-            selects.append(f"(SELECT x.value {lookup})")
-            args.append(key)
+            selects.append(lookup(f"{x}.value"))
         plan.append((column, dtype, "one"))
-    # ?1 is the time now (a running run's duration); the ids come last
-    sql = f"SELECT {', '.join(selects)} FROM json_each(?{len(args) + 2}) j JOIN runs r ON r.id = j.value"
+    sql = f"SELECT {', '.join(selects)} FROM json_each(?2) j JOIN runs r ON r.id = j.value {' '.join(joins)}"
     return sql, args, plan
 
 

@@ -71,7 +71,8 @@ def iter_runs(conn: sqlite3.Connection, ids: list[str], details: bool = True, ba
 def iter_runs_json(conn: sqlite3.Connection, ids: list[str], batch: int = BATCH):
     """The runs of `ids` as compact JSON texts (what `--json` prints for each, params, tags and metric
     summary included), a batch (a list of texts) at a time. SQLite writes each run's whole text, so
-    100,000 runs take seconds; a run it cannot write exactly (store/run_json.py) is encoded here."""
+    100,000 runs take seconds; a run it cannot write exactly (store/run_json.py) is encoded here. The
+    batches are written by worker processes (SQLite's text building does not spread over threads)."""
     import json
 
     from mltui.base.values import jsonable
@@ -85,7 +86,8 @@ def iter_runs_json(conn: sqlite3.Connection, ids: list[str], batch: int = BATCH)
                 texts[run["id"]] = json.dumps(jsonable(run), ensure_ascii=False, separators=(",", ":"))
         return [texts[rid] for rid in part if texts.get(rid) is not None]
 
-    yield from map_batches(conn, texts_of, (ids[start:start + batch] for start in range(0, len(ids), batch)))
+    yield from map_batches(conn, texts_of, (ids[start:start + batch] for start in range(0, len(ids), batch)),
+                           processes=True)
 
 
 def check_where(text: str) -> None:
