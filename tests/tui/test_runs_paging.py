@@ -252,14 +252,14 @@ async def test_an_unchanged_poll_reads_nothing_and_draws_nothing(ws, monkeypatch
         await pilot.press("end")  # a page far from the first, read on the way
         await wait(pilot, lambda: _name(0) in cursor_line(t), what="the oldest run")
         await pilot.pause(0.5)
-        polls = [0]
-        real_collect = pane.collect
+        polls = [0]  # polls done, counted as they are applied: a poll that finds nothing new may not
+        real_apply = pane.apply  # even start a read (Polling.quick_check), but it applies its nothing
 
-        def counting(force):
+        def counting(snapshot):
             polls[0] += 1
-            return real_collect(force)
+            return real_apply(snapshot)
 
-        pane.collect = counting
+        pane.apply = counting
         # attaching to a run writes to the store: done before counting, so the change below is one commit
         run = Run(ws, "1paging00000", attached=True, flush_interval=0)
         run.flush()  # what attaching waits to write goes in its own transaction: let it land now

@@ -798,6 +798,9 @@ async def test_switching_panes_200_times_while_polls_run_keeps_the_app_responsiv
         app.compare_view(View(runs=list(tui_runs.values())))  # the Compare pane has charts to poll too
         await tui_wait(pilot, lambda: tabs.active == "compare"
                        and str(app.screen.query_one("#compare-status", Static).render()).startswith("3 runs"))
+        for key, tab in (("3", "datasets"), ("4", "gpus"), ("5", "models"), ("2", "compare")):
+            await pilot.press(key)  # a pane is built on its first visit (screens/main.py): visit each once
+            await tui_wait(pilot, lambda: tabs.active == tab and app.screen.pane(tab).is_mounted)
         shown: list[str] = []
         app.screen.watch(tabs, "active", lambda active: shown.append(active), init=False)
         polls = {name: tui_count_polls(app.screen.query_one(f"#{name}-pane"))

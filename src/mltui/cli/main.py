@@ -58,6 +58,8 @@ def build_parser(argv: list[str] | None = None) -> Parser:
     parser.add_argument("--theme", help="TUI theme by name (default: the workspace config's theme)")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
     first = next((a for a in argv or () if not a.startswith("-")), None)
+    if first is None and argv is not None and not {"-h", "--help"} & set(argv):
+        first = "tui"  # bare `mltui` opens the TUI: the other commands' parsers would only delay its first row
     names = [NOUNS[first]] if first in NOUNS else list(dict.fromkeys(NOUNS.values()))
     for name in names:
         importlib.import_module(f"mltui.cli.{name}").register(sub, common)

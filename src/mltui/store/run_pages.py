@@ -51,10 +51,20 @@ def count(conn: sqlite3.Connection, where_sql: str | None = None,
         running = conn.execute("SELECT count(*) FROM runs WHERE runs.status = 'running'"
                                + (" AND +runs.archived = 0" if hide else "")).fetchone()[0]
         return total, running
-    total, running = conn.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE runs.status = 'running') FROM runs WHERE {where_sql}",
-        list(where_params)).fetchone()
-    return total, running or 0
+    # two counts, of one state of the store: the whole result from the index the filter walks (without
+    # reading the runs' rows, which counting the running ones among them would: twice as slow at 1M
+    # runs), then the running ones from the status index (a few rows)
+    with snapshot(conn):
+        total = conn.execute(f"SELECT count(*) FROM runs WHERE {where_sql}", list(where_params)).fetchone()[0]
+        try:
+            running = conn.execute(f"SELECT count(*) FROM runs INDEXED BY runs_status WHERE runs.status = "
+                                   f"'running' AND ({where_sql})", list(where_params)).fetchone()[0]
+        except sqlite3.OperationalError as exc:  # a store from before the status index (opened read-only)
+            if "no such index" not in str(exc):
+                raise
+            running = conn.execute(f"SELECT count(*) FROM runs WHERE runs.status = 'running' AND ({where_sql})",
+                                   list(where_params)).fetchone()[0]
+    return total, running
 
 
 def page_ids(conn: sqlite3.Connection, offset: int, limit: int, total: int | None, where_sql: str | None = None,

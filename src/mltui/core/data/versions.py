@@ -93,10 +93,11 @@ def path_from_db(value: str | bytes | None) -> str | None:
 
 
 def _version(row) -> Version:
-    d = dict(zip(VERSION_COLUMNS, row))
-    d["stored"] = bool(d["stored"])
-    d["source"] = path_from_db(d["source"])
-    return Version(**d)
+    """A Version from a row of VERSION_COLUMNS (positional: a dataset's thousands of versions are read
+    on each change of the store the Datasets pane sees)."""
+    dataset, id_, seq, parent, source, message, user, created, files_, bytes_, stored = row
+    return Version(dataset, id_, seq, parent, path_from_db(source), message, user, created, files_, bytes_,
+                   bool(stored))
 
 
 def _select(where: str) -> str:

@@ -80,13 +80,13 @@ def _load(conn: sqlite3.Connection, where: str, args: tuple) -> list[ModelVersio
 
 # -- reading --------------------------------------------------------------------------------------
 def list_models(conn: sqlite3.Connection) -> list[dict]:
-    out = []
-    for (name,) in conn.execute("SELECT name FROM models ORDER BY name"):
-        history = versions(conn, name)
-        out.append({"name": name, "versions": len(history),
-                    "production": next((v.version for v in history if v.stage == "production"), None),
-                    "latest": history[0].version if history else None})
-    return out
+    """Each model with its number of versions, the newest in production and the latest (counted in SQL:
+    a model may have thousands of versions)."""
+    return [{"name": name, "versions": count, "production": prod, "latest": latest}
+            for name, count, prod, latest in conn.execute(
+                "SELECT m.name, count(v.version), max(CASE WHEN v.stage = 'production' THEN v.version END), "
+                "max(v.version) FROM models m LEFT JOIN model_versions v ON v.model = m.name "
+                "GROUP BY m.name ORDER BY m.name")]
 
 
 def versions(conn: sqlite3.Connection, name: str) -> list[ModelVersion]:

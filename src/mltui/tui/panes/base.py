@@ -2,8 +2,8 @@
 
 - The reader: a pane that reads the store (`reads_store`, the default) owns a StoreReader from
   construction to unmount; its polls hold it in use (see Polling), and unmounting closes it.
-- The refresh: `poll_interval` is the refresh period it is built with; it polls once on mount,
-  then only while its tab is shown (`should_poll`); ctrl+r (`action_refresh`) polls at once.
+- The refresh: `poll_interval` is the refresh period it is built with; it polls once on mount
+  (`first_poll`), then only while its tab is shown (`should_poll`); ctrl+r (`action_refresh`) polls at once.
 - Reading: `collect` skips the read when nothing was committed since the last one (unless forced),
   else returns `read(conn)`. A store older than the tables `read` needs (opened read-only, so never
   migrated) gives `before_tables()` (by default the error stands).
@@ -43,6 +43,10 @@ class Pane(Vertical, Polling):
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def on_mount(self) -> None:
+        self.first_poll()
+
+    def first_poll(self) -> None:
+        """The poll on mount (a pane that has read its first snapshot already may skip it)."""
         self.poll_now(force=True)
 
     def on_unmount(self) -> None:

@@ -9,7 +9,7 @@ its own handler, and only the answer to the latest request is shown.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rich.text import Text
 from textual import on, work
@@ -25,6 +25,7 @@ from mltui.core.workspace import Workspace
 from mltui.tui.messages import (DetailFailed, DetailLoaded, DetailProgress, DiffLoaded, DriftLoaded, FilesLoaded,
                                 ProfileLoaded, UsersLoaded)
 from mltui.tui.panes.base import Pane
+from mltui.tui.panes.rereading import Rereads
 from mltui.tui.widgets.keyed_table import Column, KeyedTable
 
 EMPTY = ("No datasets yet. Press a to record one, or from a shell:\n\n  mltui data add PATH --name NAME --store\n\n"
@@ -37,13 +38,22 @@ CHART = 8  # drifted columns drawn as bars
 class Lists:
     datasets: list[dict]
     versions: list  # of the highlighted dataset, newest first
+    name: str | None = None  # that dataset
+    rows: list = field(default_factory=list, compare=False)  # the versions' rows, unmarked, made in the poll's thread
+
+
+def version_row(v, marked: bool) -> tuple[str, list[Text]]:
+    """A dataset version's row of the versions table (● when it is the one marked for diff and drift)."""
+    return (v.id, [Text(("● " if marked else "  ") + f"v{v.seq}", style="bold" if marked else ""),
+                   Text(v.id[:10], style="dim"), Text(f"{v.files:,}"), Text(size(v.bytes)),
+                   Text(age(v.created)), _t(v.message or "")])
 
 
 def _t(value: object, style: str = "") -> Text:
     return Text(safe(value), style=style)
 
 
-class DatasetsPane(Pane):
+class DatasetsPane(Rereads, Pane):
     BINDINGS = [
         Binding("f", "show('files')", "Files", id="data.files"),
         Binding("p", "show('profile')", "Profile", id="data.profile"),
@@ -75,7 +85,8 @@ class DatasetsPane(Pane):
                 yield KeyedTable(id="data-versions")
             with Vertical(id="data-right"):
                 yield Static(id="data-title")
-                yield ProgressBar(id="data-progress", show_eta=False)
+                # a total from the start: without one the bar animates, 15 frames a second, even hidden
+                yield ProgressBar(total=1, id="data-progress", show_eta=False)
                 yield Static(id="data-chart")
                 yield KeyedTable(id="data-detail")  # cursor by row, zebra stripes
 
@@ -90,7 +101,16 @@ class DatasetsPane(Pane):
         found = list_datasets(conn)
         names = [d["name"] for d in found]
         name = self.dataset if self.dataset in names else (names[0] if names else None)
-        return Lists(found, versions(conn, name) if name else [])
+        return Lists(found, versions(conn, name) if name else [], name)
+
+    def collect(self, force: bool) -> Lists | None:
+        lists = super().collect(force)
+        # the store changes all the time (a run logging) while the lists rarely do: when they read as
+        # they are shown, nothing is drawn again (thousands of versions would be rebuilt every second)
+        if lists is None or lists == self.lists:
+            return None
+        lists.rows = [version_row(v, False) for v in lists.versions]  # here, in the poll's thread
+        return lists
 
     def before_tables(self, exc) -> Lists:
         return Lists([], [])  # a store from before datasets, opened read-only
@@ -116,13 +136,12 @@ class DatasetsPane(Pane):
         if self.lists is None:
             return
         history = self.lists.versions if (self.lists.versions and self.lists.versions[0].dataset == self.dataset) else []
+        rows = self.lists.rows if history else []
+        if self.marked is not None and self.marked.dataset == self.dataset:
+            rows = [version_row(v, True) if v.id == self.marked.id else row for v, row in zip(history, rows)]
         table = self.query_one("#data-versions", KeyedTable)
-        mark = self.marked.id if self.marked is not None and self.marked.dataset == self.dataset else None
         table.sync([Column("v", "Ver"), Column("id", "Id"), Column("files", "Files"), Column("size", "Size"),
-                    Column("added", "Added"), Column("msg", "Message")],
-                   [(v.id, [Text(("● " if v.id == mark else "  ") + f"v{v.seq}", style="bold" if v.id == mark else ""),
-                            Text(v.id[:10], style="dim"), Text(f"{v.files:,}"), Text(size(v.bytes)),
-                            Text(age(v.created)), _t(v.message or "")]) for v in history], "v")
+                    Column("added", "Added"), Column("msg", "Message")], rows, "v")
         if self.shown is None and history:
             self.call_after_refresh(self._show_current)
 
@@ -140,7 +159,7 @@ class DatasetsPane(Pane):
         if name and name != self.dataset:
             self.dataset = name
             self.shown = None
-            self.poll_now(force=True)
+            self.reread()
 
     @on(DataTable.RowSelected, "#data-sets")
     def _dataset_selected(self, event: DataTable.RowSelected) -> None:
@@ -163,8 +182,13 @@ class DatasetsPane(Pane):
         v = self.version
         if v is None:
             return
+        before = self.marked
         self.marked = None if self.marked is not None and self.marked.id == v.id else v
-        self._sync_versions()
+        changed = {m.id for m in (before, self.marked) if m is not None}
+        if self.lists is not None:  # the rows whose mark changed, not all (a dataset may have thousands)
+            self.query_one("#data-versions", KeyedTable).update_rows(
+                [version_row(x, self.marked is not None and x.id == self.marked.id) for x in self.lists.versions
+                 if x.id in changed and x.dataset == self.dataset])
         if self.marked is not None:
             self.notify(f"Marked {v.label}: highlight another version and press d (diff) or D (drift).",
                         timeout=4, markup=False)
@@ -176,13 +200,14 @@ class DatasetsPane(Pane):
             if label:
                 self.notify(f"Recorded {label}.", timeout=4, markup=False)
                 self.shown = None
-                self.poll_now(force=True)
+                self.reread()
+                self._show_current()  # (the poll draws nothing when the lists read as they were)
 
         self.app.push_screen(AddDataScreen(self.ws, self.dataset), added)
 
     def action_refresh(self) -> None:
         self.shown = None
-        self.poll_now(force=True)
+        self.reread()
         self._show_current()
 
     def _show_current(self) -> None:

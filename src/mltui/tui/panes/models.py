@@ -4,7 +4,7 @@ for review (enter), and the audit trail opens with each row's signature checked 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rich.text import Text
 from textual import on, work
@@ -18,6 +18,7 @@ from mltui.core.workspace import Workspace
 from mltui.tui.messages import CheckpointFailed, CheckpointInspected
 from mltui.tui.modals.prompt import Field, PromptScreen
 from mltui.tui.panes.base import Pane
+from mltui.tui.panes.rereading import Rereads
 from mltui.tui.widgets.keyed_table import Column, KeyedTable
 
 EMPTY = ("No models yet. Press R to register a run's artifact (artifacts/model.pt) as a model version, or "
@@ -31,9 +32,19 @@ class ModelsSnapshot:
     models: list[dict]
     versions: list  # of the highlighted model, newest first
     requests: list[dict]
+    model: str | None = None  # that model
+    rows: list = field(default_factory=list, compare=False)  # the versions' rows, made in the poll's thread
+    styles: dict = field(default_factory=dict, compare=False)  # the stages' colours they were made with
 
 
-class ModelsPane(Pane):
+def version_rows(history: list, styles: dict[str, str]) -> list[tuple[str, list[Text]]]:
+    """The versions table's rows; `styles`: the theme's colour of each stage (archived is dim)."""
+    return [(str(v.version), [Text(f"v{v.version}", style="bold"), Text(v.stage, style=styles.get(v.stage, "dim")),
+                              Text(safe(", ".join(v.aliases)) or "-"), Text(size(v.size)),
+                              Text(v.run_id or "-", style="dim"), Text(age(v.created))]) for v in history]
+
+
+class ModelsPane(Rereads, Pane):
     BINDINGS = [
         Binding("p", "promote", "Promote", id="models.promote"),
         Binding("R", "register", "Register", id="models.register"),
@@ -52,6 +63,7 @@ class ModelsPane(Pane):
         super().__init__(ws, refresh_seconds, **kwargs)
         self.model: str | None = None
         self.snapshot: ModelsSnapshot | None = None
+        self.stage_styles: dict[str, str] = {}  # the theme's colour of each stage, for the poll's thread
 
     def compose(self) -> ComposeResult:
         yield self.empty_note()
@@ -72,7 +84,24 @@ class ModelsPane(Pane):
         models = list_models(conn)
         names = [m["name"] for m in models]
         name = self.model if self.model in names else (names[0] if names else None)
-        return ModelsSnapshot(models, versions(conn, name) if name else [], list_requests(conn))
+        return ModelsSnapshot(models, versions(conn, name) if name else [], list_requests(conn), name)
+
+    def on_mount(self) -> None:  # then Pane's: the first poll
+        self._theme_styles()
+
+    def _theme_styles(self) -> None:
+        theme = self.app.theme_variables
+        self.stage_styles = {stage: theme.get(var, "") for stage, var in STAGE_STYLE.items()}
+
+    def collect(self, force: bool) -> ModelsSnapshot | None:
+        snap = super().collect(force)
+        # the store changes all the time (a run logging) while the registry rarely does: when it reads as
+        # it is shown, nothing is drawn again (thousands of versions would be rebuilt every second)
+        if snap is None or snap == self.snapshot:
+            return None
+        snap.styles = self.stage_styles
+        snap.rows = version_rows(snap.versions, snap.styles)  # here, in the poll's thread
+        return snap
 
     def before_tables(self, exc) -> ModelsSnapshot:
         return ModelsSnapshot([], [], [])  # a store from before models, opened read-only
@@ -86,18 +115,17 @@ class ModelsPane(Pane):
         if empty:
             return
         theme = self.app.theme_variables
+        self._theme_styles()
         self.query_one("#models-list", KeyedTable).sync(
             [Column("name", "Model"), Column("n", "Versions"), Column("prod", "Production")],
             [(m["name"], [Text(safe(m["name"]), style="bold"), Text(str(m["versions"])),
                           Text(f"v{m['production']}" if m["production"] else "-")]) for m in snap.models], "name")
         if self.model not in {m["name"] for m in snap.models} and snap.models:
             self.model = snap.models[0]["name"]
-        rows = []
-        for v in snap.versions if snap.versions and snap.versions[0].model == self.model else []:
-            style = theme.get(STAGE_STYLE[v.stage], "") if v.stage in STAGE_STYLE else "dim"
-            rows.append((str(v.version), [Text(f"v{v.version}", style="bold"), Text(v.stage, style=style),
-                                          Text(safe(", ".join(v.aliases)) or "-"), Text(size(v.size)),
-                                          Text(v.run_id or "-", style="dim"), Text(age(v.created))]))
+        history = snap.versions if snap.versions and snap.versions[0].model == self.model else []
+        # made in the poll's thread; made again here if the theme changed since
+        rows = (snap.rows if snap.styles == self.stage_styles else version_rows(history, self.stage_styles)) \
+            if history else []
         self.query_one("#model-versions", KeyedTable).sync(
             [Column("v", "Ver"), Column("stage", "Stage"), Column("aliases", "Aliases"), Column("size", "Size"),
              Column("run", "Run"), Column("age", "Registered")], rows, "v")
@@ -119,7 +147,7 @@ class ModelsPane(Pane):
         name = event.row_key.value if event.row_key else None
         if name and name != self.model:
             self.model = name
-            self.poll_now(force=True)
+            self.reread()
 
     @on(DataTable.RowSelected, "#models-list")
     def _model_selected(self) -> None:
@@ -147,13 +175,13 @@ class ModelsPane(Pane):
             return False
         if done:
             self.notify(done.format(result=result), timeout=5, markup=False)
-        self.poll_now(force=True)
+        self.reread()
         return True
 
     def _open_review(self, number: int) -> None:
         from mltui.tui.screens.review import ReviewScreen
 
-        self.app.push_screen(ReviewScreen(self.ws, number), lambda _: self.poll_now(force=True))
+        self.app.push_screen(ReviewScreen(self.ws, number), lambda _: self.reread())
 
     def action_audit(self) -> None:
         from mltui.tui.screens.audit import AuditScreen

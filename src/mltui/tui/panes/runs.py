@@ -5,10 +5,15 @@ The table shows a result of any size but holds only the page on screen plus a ma
 pane reads that page, and the count of the whole result, in its poll's thread (core/runs/paging.py:
 the filter and the sort are SQL). A poll that finds the store as it was (SQLite's data_version) and
 the same page wanted reads nothing and draws nothing; the relative times tick on their own.
+
+The first page is read from the moment the pane is composed, in a thread of its own, while the rest of
+the screen is built; the pane's first poll waits a moment for it (FIRST_WAIT), so the first frame shows
+rows. The count of the whole result follows in the next poll.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, replace
 
@@ -21,10 +26,11 @@ from textual.widgets import Input, Static
 
 from mltui.base.errors import MltuiError
 from mltui.core.runs.listing import check_where, pick_columns
-from mltui.core.runs.paging import Counts, Page, Query, active_runs, page_ids, read_page
+from mltui.core.runs.paging import Page, Query, active_runs, read_page
 from mltui.core.workspace import Workspace
 from mltui.tui.panes.base import Pane
 from mltui.tui.panes.run_groups import GroupMode
+from mltui.tui.panes.run_marks import MarkMode
 from mltui.tui.widgets.run_preview import RunPreview
 from mltui.tui.widgets.runs_table import RunsTable, columns_for
 
@@ -35,8 +41,9 @@ SORTS = [
 WIDE = 150  # columns from which the preview panel is shown
 MARGIN = 30  # rows read above and below the screen (at least; half a screen on a tall one), so a page
 # down lands on rows already read, and a live refresh reads little more than the screen
-COMPARE_AT_ONCE = 50  # `C` compares this many without asking
-COMPARE_MOST = 200
+FIRST_WAIT = 0.3  # seconds the first frame waits for the first page (it takes ~20 ms; a slow disk, longer)
+KEY_WAIT = 0.12  # seconds the UI waits for the page a key asked for (a filter, a sort, a jump), to draw it
+# in the next frame; a slower read is drawn when it comes
 
 
 @dataclass(frozen=True)
@@ -58,7 +65,7 @@ class RunsSnapshot:
     counted_at: int | None = None  # the data_version the page's counts were read at
 
 
-class RunsPane(GroupMode, Pane):
+class RunsPane(GroupMode, MarkMode, Pane):
     BINDINGS = [
         Binding("slash", "focus_filter", "Filter", id="runs.filter"),
         Binding("s", "cycle_sort", "Sort", id="runs.sort"),
@@ -94,8 +101,10 @@ class RunsPane(GroupMode, Pane):
         self._layout: tuple | None = None  # (width, epoch, version) the columns were picked for
         self._status: Text | None = None
         self._preview_of: object = ()  # the run the preview shows (its dict), so it is not drawn twice
+        self._first: tuple[threading.Thread, dict] | None = None  # the first page's read (see first_poll)
 
     def compose(self) -> ComposeResult:
+        self._start_first_read()
         yield Input(placeholder="filter: params.lr > 0.01 and status = running   (/ to focus · enter applies · esc clears)",
                     id="filter")
         yield Static(id="filter-error")
@@ -114,8 +123,39 @@ class RunsPane(GroupMode, Pane):
         return self.query_one(RunsTable)
 
     def _limit(self) -> int:
-        rows = self.table.rows_on_screen if self.table.size.height else self.app.size.height
+        table = self.query(RunsTable)
+        rows = table.first().rows_on_screen if table and table.first().size.height else self.app.size.height
         return rows + 2 * max(MARGIN, rows // 2)
+
+    # -- the first page ------------------------------------------------------------------------
+    def _start_first_read(self) -> None:
+        want = self.want = replace(self.want, limit=self._limit())
+        reader, box = self.reader, {}
+
+        def read() -> None:
+            try:
+                with reader.in_use():
+                    version = reader.data_version()
+                    page = reader.read(lambda conn: read_page(conn, want.query, 0, want.limit, count=False))
+                box["snapshot"] = RunsSnapshot(want, version, page, time.time())
+            except Exception:  # noqa: BLE001 - the poll that follows reads again and says what is wrong
+                pass
+
+        thread = threading.Thread(target=read, name="mltui-runs-first-page", daemon=True)
+        thread.start()
+        self._first = (thread, box)
+
+    def first_poll(self) -> None:
+        """On mount: draw the first page if its read is done (or is within FIRST_WAIT), else poll."""
+        first, self._first = self._first, None
+        if first is not None:
+            thread, box = first
+            thread.join(FIRST_WAIT)  # the UI thread waits: the read has the GIL to itself meanwhile
+            snapshot = box.get("snapshot")
+            if snapshot is not None and snapshot.want == self.want and not self.grouped:
+                self.apply(snapshot)  # which asks for the count
+                return
+        self.poll_now(force=True)
 
     # -- polling (Pane: reader, refresh) ---------------------------------------------------
     def should_poll(self) -> bool:
@@ -124,6 +164,18 @@ class RunsPane(GroupMode, Pane):
     def action_refresh(self) -> None:
         self._recount = True
         self.poll_now(force=True)
+
+    def quick_check(self) -> bool:
+        """The timed poll's look, on the UI thread: the store as it was (data_version), the page as it was,
+        the count current (or not due) and no look for dead runs due: nothing to read (see collect)."""
+        shown = self.snapshot
+        if self.grouped or shown is None or shown.want != self.want or shown.page.counts is None \
+                or time.time() - self._reaped >= self.reap_every:
+            return False
+        version = self.reader.peek_version()  # None while a read holds the connection
+        if version is None or version != shown.version:
+            return False
+        return shown.counted_at == version or time.monotonic() - self._counted_at < self._count_every
 
     def collect(self, force: bool) -> RunsSnapshot | object | None:
         if self.grouped:
@@ -138,7 +190,12 @@ class RunsPane(GroupMode, Pane):
         version = self.reader.data_version()
         same_epoch = shown is not None and shown.want.epoch == want.epoch
         same_data = same_epoch and shown.version == version
-        counted = same_epoch and shown.page.counts is not None
+        # a new sort of the same filter, the store as it was counted: the count stands (at 1M runs a
+        # filter's count is seconds of reading)
+        carried = not same_epoch and shown is not None and shown.page.counts is not None \
+            and shown.counted_at == version \
+            and (shown.want.query.where, shown.want.query.archived) == (want.query.where, want.query.archived)
+        counted = (same_epoch or carried) and shown.page.counts is not None
         fresh = counted and shown.counted_at == version  # the count is of the store as it is
         due = time.monotonic() - self._counted_at >= self._count_every
         if same_data and counted and not force and shown.want == want and (fresh or not due):
@@ -148,7 +205,7 @@ class RunsPane(GroupMode, Pane):
         # filter reads every run: a run logging every second must not have it recounted every second)
         recount = self._recount or not counted or (not fresh and due)
         counts = None if recount else shown.page.counts
-        first_read = not same_epoch and not self._recount
+        first_read = not same_epoch and not carried and not self._recount
         self._recount = False
         started = time.monotonic()
         page = self.reader.read(lambda conn: read_page(conn, want.query, want.offset, want.limit, counts,
@@ -185,8 +242,12 @@ class RunsPane(GroupMode, Pane):
             table.scroll_to(y=0, animate=False, immediate=True)
         self._check_window()
         self._show_preview()
-        if snapshot.page.counts is None:
-            self.poll_now(force=True)  # the first page of a new filter is drawn: now count the result
+        if snapshot.page.counts is None:  # the first page of a new filter: count the result once it is drawn
+            self.call_after_refresh(self._count_now, snapshot.want.epoch)
+
+    def _count_now(self, epoch: int) -> None:
+        if self.want.epoch == epoch and self.snapshot is not None and self.snapshot.page.counts is None:
+            self.poll_now(force=True)
 
     # -- drawing -------------------------------------------------------------------------
     def _columns(self, runs: list[dict], width: int):
@@ -300,7 +361,7 @@ class RunsPane(GroupMode, Pane):
         want = replace(self.want, offset=max(0, first - margin), limit=(last - first) + 2 * margin)
         if want != self.want:
             self.want = want
-            self.poll_now(force=True)
+            self.poll_now(force=True, wait=KEY_WAIT)
 
     # -- filter and sort -----------------------------------------------------------------
     def action_focus_filter(self) -> None:
@@ -330,7 +391,7 @@ class RunsPane(GroupMode, Pane):
     def _new_query(self) -> None:
         """A new filter or sort: the result starts again from its first page."""
         self.want = Want(self.want.epoch + 1, Query(self.where, self.sort[0]), 0, self._limit())
-        self.poll_now(force=True)
+        self.poll_now(force=True, wait=KEY_WAIT)
 
     def clear_filter(self) -> None:
         self.query_one("#filter", Input).value = ""
@@ -356,76 +417,6 @@ class RunsPane(GroupMode, Pane):
         self.sort = options[(position + 1) % len(options)]
         self._new_query()
         self.notify(f"Sorted by {self.sort_label()}", timeout=2)
-
-    # -- picking runs to compare ---------------------------------------------------------------
-    def action_toggle_mark(self) -> None:
-        table = self.table
-        run_id = self.highlighted_run() and table.highlighted_id
-        if run_id is None:
-            return
-        if run_id not in table.marked and len(table.marked) >= COMPARE_AT_ONCE:
-            self.notify("At most 50 runs can be compared at once.", severity="warning", timeout=3)
-            return
-        table.toggle_mark(run_id)
-        table.move_cursor(table.cursor_row + 1)
-        self._update_status()
-
-    def action_compare(self) -> None:
-        from mltui.core.runs.views import View
-
-        table = self.table
-        held = {run_id: i for i, run_id in enumerate(table.row_keys())}
-        marked = sorted(table.marked, key=lambda rid: held.get(rid, len(held)))  # in the table's order
-        ids = marked or ([table.highlighted_id] if self.highlighted_run() else [])
-        if not ids:
-            self.notify("No runs to compare: mark some with space.", timeout=3)
-            return
-        self.app.compare_view(View(runs=ids))  # type: ignore[attr-defined]
-
-    def action_compare_all(self) -> None:
-        from mltui.core.runs.views import View
-
-        counts = (self.snapshot.page.counts if self.snapshot else None) or Counts(0, 0)
-        if not counts.total:
-            self.notify("No runs to compare.", timeout=3)
-            return
-        if counts.total <= COMPARE_AT_ONCE:
-            held = self.table
-            if self.where:
-                self.app.compare_view(View(where=self.where))  # type: ignore[attr-defined]
-            elif held.start == 0 and len(held.window) >= counts.total:
-                self.app.compare_view(View(runs=held.row_keys()[: counts.total]))  # type: ignore[attr-defined]
-            else:
-                self._compare_first(counts.total)
-            return
-        from mltui.tui.modals.prompt import Field, PromptScreen
-
-        def chosen(values: dict | None) -> None:
-            if values is None:
-                return
-            text = values["n"]
-            if not text.isdigit() or not 1 <= int(text) <= COMPARE_MOST:
-                self.notify(f"Give a number of runs from 1 to {COMPARE_MOST}.", severity="warning", timeout=4)
-                return
-            self._compare_first(int(text))
-
-        note = Text(f"The filter shows {counts.total:,} runs. Compare the first how many, in the order shown "
-                    f"(at most {COMPARE_MOST})?")
-        self.app.push_screen(PromptScreen("Compare how many runs?",
-                                          [Field("n", "Runs", value=str(COMPARE_AT_ONCE), required=True)], note),
-                             chosen)
-
-    def _compare_first(self, n: int) -> None:
-        """Compare the first `n` runs of the result (their ids read in a thread)."""
-        query, total = self.want.query, self._total(self.snapshot) if self.snapshot else n
-
-        def read() -> None:
-            from mltui.core.runs.views import View
-
-            ids = self.reader.read(lambda conn: page_ids(conn, query, 0, n, total))
-            self.app.call_from_thread(self.app.compare_view, View(runs=ids))  # type: ignore[attr-defined]
-
-        self.run_worker(read, thread=True, group="runs-compare", exit_on_error=False)
 
     def highlight(self, run_id: str) -> None:
         """Put the cursor on `run_id` as soon as the table shows it."""

@@ -6,121 +6,36 @@ page on screen plus a margin) that its pane reads from the store. Lines outside 
 placeholders until the pane has read them; `WindowMoved` tells the pane what is on screen now.
 
 Drawing costs nothing when nothing changes: a line is drawn again only when its cells changed, the
-cursor moved onto or off it, or the view scrolled. Column widths are measured when a page arrives,
-never when the relative times (Age, Time) tick.
+cursor moved onto or off it, or the view scrolled. A page read again keeps the cells of the rows that
+did not change. Column widths are measured when a page arrives, never when the relative times (Age,
+Time) tick, and those tick only when their text changes (see widgets/runs_cells.py, which draws the
+cells and lines).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from mltui.base.values import display
-from mltui.core.runs.listing import duration, status_label
-from mltui.tui.cells import age, number, plain, span, status_cell
+from mltui.tui.widgets.runs_cells import (MARK, MIN_WIDTH, TABLE_CSS, TICKING, Column, clock_texts, columns_for,
+                                          draw_line, mark_cell, next_change, run_cells, same)
 
-MARK = "●"
-TICKING = ("age", "time")  # columns whose text moves with the clock
-MIN_WIDTH = {"age": 6, "time": 6}  # wide enough for any tick of "59m59s" or "23h59m"
-
-
-@dataclass(frozen=True)
-class Column:
-    key: str
-    label: str
-
-
-def columns_for(params: list[str], metrics: list[str]) -> list[Column]:
-    cols = [Column("mark", " "), Column("status", "Status"), Column("name", "Name"), Column("age", "Age"),
-            Column("time", "Time")]
-    cols += [Column(f"m:{k}", k) for k in metrics]
-    cols += [Column(f"p:{k}", k) for k in params]
-    cols.append(Column("id", "ID"))
-    return cols
-
-
-def mean_std(stats) -> str:
-    """A group's metric: mean ± sample std (the mean alone for one run, '-' for none)."""
-    if stats is None or stats.n == 0 or stats.mean is None:
-        return "-"
-    return display(stats.mean) if stats.std is None else f"{display(stats.mean)}±{display(stats.std)}"
-
-
-def group_cells(table, row: dict) -> list[Text]:
-    """A group row's cells: N, the group's params, the mean ± std of each metric column."""
-    group = row["group"]
-    out: list[Text] = []
-    for col in table.columns:
-        key = col.key
-        if key == "status":
-            out.append(Text(f"{'▾' if row['open'] else '▸'} N={group.n}", style="bold"))
-        elif key == "name":
-            label = plain(row["label"])  # param values are data: literal text
-            label.stylize("bold")
-            out.append(label)
-        elif key.startswith("m:"):
-            out.append(Text(mean_std(group.stats.get(key[2:])), justify="right"))
-        else:
-            out.append(Text(""))
-    return out
-
-
-def _same(a: Text, b: Text) -> bool:
-    """Text's == looks at the characters and spans only; a restyled cell counts as changed."""
-    return a.plain == b.plain and a.style == b.style and a.spans == b.spans and a.justify == b.justify
+__all__ = ["MARK", "Column", "RunsTable", "columns_for"]
 
 
 class RunsTable(ScrollView, can_focus=True):
     """Rows of runs keyed by run id; `total` rows in all, `window` of them held (from `start`)."""
 
-    DEFAULT_CSS = """
-    RunsTable {
-        background: $surface;
-        color: $foreground;
-        &:focus {
-            background-tint: $foreground 5%;
-            & > .runs-table--cursor {
-                background: $block-cursor-background;
-                color: $block-cursor-foreground;
-                text-style: $block-cursor-text-style;
-            }
-            & > .runs-table--header {
-                background-tint: $foreground 5%;
-            }
-        }
-        &:dark > .runs-table--even-row {
-            background: $surface-darken-1 40%;
-        }
-        & > .runs-table--header {
-            text-style: bold;
-            background: $panel;
-            color: $foreground;
-        }
-        &:ansi > .runs-table--header {
-            background: ansi_bright_blue;
-            color: ansi_default;
-        }
-        & > .runs-table--even-row {
-            background: $surface-lighten-1 50%;
-        }
-        & > .runs-table--cursor {
-            background: $block-cursor-blurred-background;
-            color: $block-cursor-blurred-foreground;
-            text-style: $block-cursor-blurred-text-style;
-        }
-        & > .runs-table--placeholder {
-            color: $text-muted;
-        }
-    }
-    """
+    DEFAULT_CSS = TABLE_CSS
     COMPONENT_CLASSES = {"runs-table--header", "runs-table--cursor", "runs-table--even-row",
                          "runs-table--odd-row", "runs-table--placeholder"}
     BINDINGS = [
@@ -160,11 +75,14 @@ class RunsTable(ScrollView, can_focus=True):
         self.start = 0  # the result index of window[0]
         self.window: list[dict] = []  # the rows held
         self._index: dict[str, int] = {}  # run id -> result index, for the window
-        self._cells: list[list[Text]] = []  # per window row
+        self._cells: list[list[Text] | None] = []  # per window row; None: not made yet (see _row_cells)
         self._columns: list[Column] = []
         self._widths: list[int] = []
         self._strips: dict[int, tuple[tuple, Strip]] = {}  # result index -> (what it showed, strip)
         self._header: tuple[tuple, Strip] | None = None
+        self._placeholders: dict[tuple, Strip] = {}  # (odd, cursor, scroll x, width) -> a line not read yet
+        self._cells_for: tuple | None = None  # (columns, name width, theme) the held cells were made for
+        self._tick_due = 0.0  # when (time.time()) an Age or Time on screen next reads differently
         self.cursor_row = -1
         self.renders = 0  # lines drawn: a table left alone draws none
 
@@ -188,7 +106,7 @@ class RunsTable(ScrollView, can_focus=True):
         position = [c.key for c in self._columns].index(column) if column in {c.key for c in self._columns} else None
         if position is None:
             raise KeyError(column)
-        return self._cells[index][position]
+        return self._row_cells(index)[position]
 
     def row_at(self, index: int) -> dict | None:
         """The row at result index `index`, if held."""
@@ -212,31 +130,22 @@ class RunsTable(ScrollView, can_focus=True):
 
     # -- cells -----------------------------------------------------------------------------------
     def cells(self, run: dict, now: float) -> list[Text]:
-        if run.get("group") is not None:
-            return group_cells(self, run)
-        colours = self.app.theme_variables
-        out: list[Text] = []
-        for col in self._columns:
-            key = col.key
-            if key == "mark":
-                out.append(Text(MARK if run["id"] in self.marked else " ", style=colours.get("accent", "")))
-            elif key == "status":
-                out.append(status_cell(run["status"], colours, status_label(run)))
-            elif key == "name":
-                out.append(plain(run["name"], self.name_width))
-            elif key == "age":
-                out.append(Text(age(run["created"], now), justify="right"))
-            elif key == "time":
-                out.append(Text(span(duration(run, now)), justify="right"))
-            elif key == "id":
-                out.append(Text(run["id"], style="dim"))
-            elif key.startswith("p:"):
-                params = run["params"]
-                out.append(number(params[key[2:]]) if key[2:] in params else Text("-", justify="right", style="dim"))
-            else:
-                summary = run["metrics"].get(key[2:])
-                out.append(number(summary["last"]) if summary else Text("-", justify="right", style="dim"))
-        return out
+        return run_cells(run, self._columns, now, self.app.theme_variables, run["id"] in self.marked,
+                         self.name_width)
+
+    def _row_cells(self, i: int) -> list[Text]:
+        """The cells of window row `i`, made when first needed: a page's rows off screen may never be. A
+        row made later that is wider than its columns widens them (the table is drawn again)."""
+        cells = self._cells[i]
+        if cells is None:
+            cells = self._cells[i] = self.cells(self.window[i], time.time())
+            widths = self._measure(True, [cells])
+            if widths != self._widths:
+                self._widths = widths
+                self._set_virtual_size(Size(sum(widths), self.total + 1))
+                self._forget()
+                self.refresh()
+        return cells
 
     # -- data in -----------------------------------------------------------------------------------
     def show(self, total: int, offset: int, rows: list[dict], columns: list[Column], now: float,
@@ -245,63 +154,100 @@ class RunsTable(ScrollView, can_focus=True):
         are drawn again; `keep_widths` lets columns widen but not narrow (the same result, scrolled)."""
         relayout = columns != self._columns
         self._columns = columns
-        old = {row["id"]: (self.start + i, cells) for i, (row, cells) in enumerate(zip(self.window, self._cells))}
+        made_for = (tuple(columns), self.name_width, self.app.theme)
+        # the cells of a row that reads as it did are kept (a relative time in them may be stale: the
+        # tick below puts it right); a change of columns, name width or theme makes every cell again
+        old = {row["id"]: (self.start + i, row, cells) for i, (row, cells) in enumerate(zip(self.window, self._cells))} \
+            if made_for == self._cells_for else {}
+        self._cells_for = made_for
         self.total, self.start, self.window = total, offset, rows
         self._index = {row["id"]: offset + i for i, row in enumerate(rows)}
-        self._cells = [self.cells(row, now) for row in rows]
+        kept = [old.get(row["id"]) for row in rows]
+        self._cells = [before[2] if before is not None and before[1] == row else None for row, before in zip(rows, kept)]
+        # made now: the rows on screen, and the page's first screenful (where a new filter or sort puts
+        # the view); the rest when they are scrolled to
+        first, last = self.visible_range()
+        screenful = self.rows_on_screen
+        for i in {*range(max(0, first - offset), max(0, min(len(rows), last - offset))), *range(min(screenful, len(rows)))}:
+            if self._cells[i] is None:
+                self._cells[i] = self.cells(rows[i], now)
         widths = self._measure(keep_widths and not relayout)
         if widths != self._widths:
             self._widths = widths
             relayout = True
-        self.virtual_size = Size(sum(widths), total + 1)
+        self._set_virtual_size(Size(sum(widths), total + 1))
         if self.cursor_row >= total:
             self.cursor_row = total - 1
         elif self.cursor_row < 0 and total:
             self.cursor_row = 0
+        self._tick_due = 0.0
         if relayout:
             self._forget()
             self.refresh()
+            self.tick(now)
             return
-        first, last = self.visible_range()
         for i, cells in enumerate(self._cells):
             index = offset + i
             if not first <= index < last:
                 continue
-            before = old.get(rows[i]["id"])
-            if before is None or before[0] != index or len(before[1]) != len(cells) \
-                    or not all(_same(a, b) for a, b in zip(before[1], cells)):
+            before = kept[i]
+            if before is None or before[0] != index or before[2] is None or cells is None or (
+                    before[2] is not cells and (len(before[2]) != len(cells)
+                                                or not all(same(a, b) for a, b in zip(before[2], cells)))):
                 self._refresh_row(index)
         for index in range(first, last):  # rows no longer held (or never were): placeholders
             if not offset <= index < offset + len(rows) and index in self._strips:
                 self._refresh_row(index)
         if last - first < self.rows_on_screen:
             self.refresh()  # the result got shorter: blank the lines below it
+        self.tick(now)
+
+    def _set_virtual_size(self, size: Size) -> None:
+        """The virtual size, without the layout of the screen that Textual's reactive asks for: the lines
+        of this table are all that a new length or width changes (the scrollbars are updated here, and
+        showing or hiding one still asks for a layout itself)."""
+        if size != self.virtual_size:
+            self.set_reactive(RunsTable.virtual_size, size)
+            self._scroll_update(size)  # Textual's own update of the scrollbars and the scroll limits
+            self.refresh()
 
     def tick(self, now: float) -> None:
-        """The clock moved: redraw the Age and Time cells that read differently now (widths stay)."""
-        ticking = [(i, c.key) for i, c in enumerate(self._columns) if c.key in TICKING]
-        if not ticking:
+        """The clock moved: redraw the Age and Time cells on screen that read differently now (widths
+        stay). Nothing is looked at before one of them is due to change."""
+        if now < self._tick_due:
             return
+        ticking = [(i, c.key) for i, c in enumerate(self._columns) if c.key in TICKING]
+        due = float("inf")
         first, last = self.visible_range()
-        for index in range(max(first, self.start), min(last, self.start + len(self.window))):
+        for index in range(max(first, self.start), min(last, self.start + len(self.window))) if ticking else ():
             i = index - self.start
-            row, cells = self.window[i], self._cells[i]
+            row, cells = self.window[i], self._row_cells(i)
             if row.get("group") is not None:
                 continue  # a group row has no times
-            changed = False
+            due = min(due, next_change(row, now))
+            texts = dict(zip(TICKING, clock_texts(row, now)))
+            changed = []
             for position, key in ticking:
-                text = age(row["created"], now) if key == "age" else span(duration(row, now))
-                if cells[position].plain != text:
-                    cells[position] = Text(text, justify="right")
-                    changed = True
-            if changed:
-                self._refresh_row(index)
+                if cells[position].plain != texts[key]:
+                    cells[position] = Text(texts[key], justify="right")
+                    changed.append(position)
+            if changed:  # only those cells go to the terminal again
+                self._refresh_cells(index, min(changed), max(changed))
+        self._tick_due = now + due
 
-    def _measure(self, keep: bool) -> list[int]:
+    def _refresh_cells(self, index: int, first: int, last: int) -> None:
+        """Redraw the cells [first, last] (column positions) of the row at result index `index`."""
+        self._strips.pop(index, None)
+        x = sum(self._widths[:first]) - int(self.scroll_offset.x)
+        self.refresh(Region(x, index + 1 - int(self.scroll_offset.y), sum(self._widths[first:last + 1]), 1))
+
+    def _measure(self, keep: bool, rows: list[list[Text]] | None = None) -> list[int]:
+        """Column widths for the cells made (or `rows`); `keep`: none narrower than now."""
+        made = [cells for cells in (self._cells if rows is None else rows) if cells is not None]
         widths = []
         for position, col in enumerate(self._columns):
             width = max([Text(col.label).cell_len, MIN_WIDTH.get(col.key, 0),
-                         *(cells[position].cell_len for cells in self._cells)])
+                         *(cells[position].cell_len for cells in made)])
             if col.key == "name":
                 width = min(width, max(self.name_width, 4))
             widths.append(width + 2)  # a space each side
@@ -315,10 +261,10 @@ class RunsTable(ScrollView, can_focus=True):
         else:
             self.marked[run_id] = None
         index = self._index.get(run_id)
-        if index is not None and "mark" in {c.key for c in self._columns}:
+        cells = self._cells[index - self.start] if index is not None else None
+        if cells is not None and "mark" in {c.key for c in self._columns}:  # (cells not made yet get it when made)
             position = [c.key for c in self._columns].index("mark")
-            self._cells[index - self.start][position] = Text(
-                MARK if run_id in self.marked else " ", style=self.app.theme_variables.get("accent", ""))
+            cells[position] = mark_cell(run_id in self.marked, self.app.theme_variables)
             self._refresh_row(index)
         return run_id in self.marked
 
@@ -385,6 +331,7 @@ class RunsTable(ScrollView, can_focus=True):
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
         if round(old_value) != round(new_value):
+            self._tick_due = 0.0  # other rows on screen: their times are looked at on the next tick
             self.post_message(self.WindowMoved())
 
     def on_resize(self) -> None:
@@ -398,6 +345,7 @@ class RunsTable(ScrollView, can_focus=True):
 
     def _forget(self) -> None:
         self._strips.clear()
+        self._placeholders.clear()
         self._header = None
 
     def notify_style_update(self) -> None:
@@ -434,34 +382,28 @@ class RunsTable(ScrollView, can_focus=True):
         cached = self._strips.get(index)
         if cached is not None and cached[0] == key:
             return cached[1]
-        zebra = self.get_component_rich_style("runs-table--odd-row" if index % 2 else "runs-table--even-row")
-        base = zebra + self.get_component_rich_style("runs-table--cursor") if cursor else zebra
-        over = Style(color=base.color) if cursor else None  # the cursor's text colour wins, as in a DataTable
         if row is None:
-            placeholder = self.get_component_rich_style("runs-table--placeholder", partial=True)
-            cells = [Text("…" if c.key == "name" else "", style=placeholder) for c in self._columns]
             self.post_message(self.WindowMoved())
+            template = (index % 2, cursor, scroll_x, width)  # every line not read yet looks the same
+            if template not in self._placeholders:
+                placeholder = self.get_component_rich_style("runs-table--placeholder", partial=True)
+                cells = [Text("…" if c.key == "name" else "", style=placeholder) for c in self._columns]
+                self._placeholders[template] = self._strip(cells, *self._line_styles(index, cursor), scroll_x, width)
+            strip = self._placeholders[template].apply_offsets(scroll_x, index)
         else:
-            cells = self._cells[index - self.start]
-        strip = self._strip(cells, base, over, scroll_x, width).apply_offsets(scroll_x, index)
+            cells = self._row_cells(index - self.start)
+            strip = self._strip(cells, *self._line_styles(index, cursor), scroll_x, width).apply_offsets(scroll_x, index)
         if len(self._strips) > 4 * max(64, self.rows_on_screen):
             self._strips.clear()
         self._strips[index] = (key, strip)
         return strip
 
+    def _line_styles(self, index: int, cursor: bool) -> tuple[Style, Style | None]:
+        """(under, over) a line's cells: the zebra stripe (and the cursor), and the cursor's text colour."""
+        zebra = self.get_component_rich_style("runs-table--odd-row" if index % 2 else "runs-table--even-row")
+        base = zebra + self.get_component_rich_style("runs-table--cursor") if cursor else zebra
+        return base, Style(color=base.color) if cursor else None  # the cursor's text colour wins, as in a DataTable
+
     def _strip(self, cells: list[Text], base: Style, over: Style | None, scroll_x: int, width: int) -> Strip:
-        line = Text(no_wrap=True, end="")
-        for cell, full in zip(cells, self._widths):
-            inner = full - 2
-            text = cell.copy()
-            if text.cell_len > inner:
-                text.truncate(inner, overflow="ellipsis")
-            gap = inner - text.cell_len
-            line.append(" " * (1 + (gap if text.justify == "right" else 0)))
-            line.append_text(text)
-            line.append(" " * (1 + (0 if text.justify == "right" else gap)))
-        line.stylize_before(base)
-        if over is not None:
-            line.stylize(over)
-        strip = Strip(line.render(self.app.console), line.cell_len)
+        strip = draw_line(cells, self._widths, base, over, self.app.console)
         return strip.crop_extend(scroll_x, scroll_x + width, base)
