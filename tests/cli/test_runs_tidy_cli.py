@@ -125,6 +125,46 @@ def test_export_of_odd_values_is_the_frame_as_before(odd_values, ws, cli, tmp_pa
     assert after.filter(pl.col("name") == "odd-c")["params.mix"].to_list() == ["[1, 2]"]
 
 
+# regression: SQLite reads some 15-digit texts back as the double they came from though they are another
+# one, so --json wrote e.g. 1.7624917436382601 as 1.76249174363826
+MISREAD = [1.7624917436382601, 99.89951412684471, 0.009008535081462401, 9.474100321002341e-18]
+
+
+def test_json_writes_every_float_exactly(ws, cli):
+    make_run(ws.project_dir, "floats", {f"m{i}": [v, v * 3] for i, v in enumerate(MISREAD)} | {"big": [2e250]},
+             params={f"p{i}": v for i, v in enumerate(MISREAD)} | {"sub": 5e-324, "huge": 1e200, "one": 0.1})
+    conn = open_store(ws.db_path)
+    try:
+        before = jsonable(list_runs(conn, limit=0).runs)
+    finally:
+        conn.close()
+    out = ok(cli("runs", "list", "--json", "--limit", "0")).stdout
+    assert json.loads(out) == before and before[0]["params"]["p0"] == MISREAD[0]
+    assert "1.7624917436382601" in out
+
+
+def test_export_of_many_columns_and_archived_runs_is_the_frame_as_before(ws, cli, tmp_path):
+    """More params than SQLite joins tables (the rest are read by subqueries), and an archived run whose
+    values would change the column types: the export leaves it out, types included."""
+    many = {f"k{i:02}": (i if i % 3 else f"v{i}") for i in range(70)}
+    make_run(ws.project_dir, "wide-a", {"loss": [0.5]}, params=many | {"mix": 0.25, "flag": True})
+    make_run(ws.project_dir, "wide-b", {"acc": [0.75]}, params=many | {"k05": 2.5, "mix": "text", "flag": False})
+    hidden = make_run(ws.project_dir, "hidden", params={"flag": 7, "k01": "x", "only_hidden": 1.5})
+    ok(cli("runs", "archive", hidden))
+    conn = open_store(ws.db_path)
+    try:
+        before = runs_frame(list_runs(conn, limit=0).runs)
+    finally:
+        conn.close()
+    ok(cli("export", "runs", "-o", tmp_path / "r.parquet"))
+    after = pl.read_parquet(tmp_path / "r.parquet")
+    assert sorted(after.columns) == sorted(before.columns) and "params.only_hidden" not in after.columns
+    columns = sorted(c for c in before.columns if c != "duration")
+    assert after.select(columns).equals(before.select(columns), null_equal=True)
+    assert after.schema["params.flag"] == pl.Boolean and after.schema["params.k01"] == pl.Int64
+    assert after.schema["params.k05"] == pl.Float64 and after.schema["params.mix"] == pl.Utf8
+
+
 # -- groups ---------------------------------------------------------------------------------------------
 @pytest.fixture
 def sweep(ws):

@@ -12,9 +12,10 @@ from mltui.cli.output import emit
 
 def register(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("gc", parents=[common], help="remove folders of deleted runs and unneeded cache objects",
-                       description="Remove the folders of runs no longer in the store (left by an interrupted "
-                       "removal, or runs deleted by other means; folders younger than an hour are left, as a "
-                       "run being created makes its folder just before its row) and the objects in "
+                       description="Remove the folders of runs no longer in the store (left in runs/.trash "
+                       "by an interrupted removal, or of runs deleted by other means: of those, folders younger "
+                       "than an hour are left, as a run being created makes its folder just before its row) and "
+                       "the objects in "
                        ".mltui/cache/ that no dataset version, model version or pipeline stage refers to. "
                        "Prints the bytes freed.")
     p.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")

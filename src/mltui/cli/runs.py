@@ -51,7 +51,8 @@ def register(sub, common: argparse.ArgumentParser) -> None:
                           description="Remove runs from the store and delete their folders (logs, artifacts). "
                           "With --where, every matching run, in batches that never hold up a run logging at the "
                           "same time; queued or running runs refuse the removal unless --force (which stops "
-                          "launched runs first).")
+                          "launched runs first). Each run goes whole or not at all: an interrupted removal is "
+                          "finished by running it again, and the folders it had not deleted yet by mltui gc.")
     rm.add_argument("runs", metavar="ID", nargs="*", help="run ids or unique prefixes")
     rm.add_argument("--where", "-w", metavar="EXPR", help="remove every run matching this filter")
     rm.add_argument("--archived", action="store_true", help="with --where: archived runs match too")

@@ -295,10 +295,24 @@ def set_archived(conn: sqlite3.Connection, run_ids: Sequence[str], archived: boo
 
 def delete_runs(conn: sqlite3.Connection, run_ids: Sequence[str], *, keep_active: bool = True) -> list[str]:
     """Delete these runs (params, tags, metrics and artifact rows go with them); with `keep_active` a run
-    that is queued or running now is kept, whatever it was when chosen. Returns the ids deleted."""
+    that is queued or running now is kept, whatever it was when chosen. Returns the ids deleted, in id order.
+
+    The big child tables are emptied one at a time, each in one pass in run id order, before the runs rows
+    go (the foreign keys' cascade would look into every child table run by run, interleaving their pages;
+    it still covers whatever is left, such as run_inputs, and parent_id's SET NULL)."""
+    from mltui.store import metrics as metric_store
+
     guard = f" AND status NOT IN ({', '.join(repr(s) for s in ACTIVE)})" if keep_active else ""
-    return [r[0] for r in conn.execute(
-        f"DELETE FROM runs WHERE id IN (SELECT value FROM json_each(?)){guard} RETURNING id", (_json(run_ids),))]
+    doomed = [r[0] for r in conn.execute(
+        f"SELECT id FROM runs WHERE id IN (SELECT value FROM json_each(?)){guard} ORDER BY id", (_json(run_ids),))]
+    if not doomed:
+        return []
+    ids = _json(doomed)
+    metric_store.delete_for_runs(conn, ids)
+    for table in ("params", "tags", "artifacts"):
+        conn.execute(f"DELETE FROM {table} WHERE run_id IN (SELECT value FROM json_each(?))", (ids,))
+    conn.execute("DELETE FROM runs WHERE id IN (SELECT value FROM json_each(?))", (ids,))
+    return doomed
 
 
 def _json(items) -> str:
