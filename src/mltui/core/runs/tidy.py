@@ -4,7 +4,7 @@ refers to any more (folders of runs gone from the store, unreferenced cache obje
 Tens of thousands of runs go in batches, each its own short transaction, so a training script logging at
 the same time waits a moment at most; the guard of each batch is taken again inside it (a run that was
 finished when chosen but has been started again since is kept). Each batch's run folders are then moved
-into runs/.trash (a rename each) and deleted there by a thread while the next batches go: deleting tens of
+into runs/.trash (a rename each) and deleted there by threads while the next batches go: deleting tens of
 thousands of folders waits on the disk about as long as the store's work takes. What a removal that was
 killed left in runs/.trash, the next removal or gc deletes.
 """
@@ -91,7 +91,7 @@ def _in_batches(ws: Workspace, conn: sqlite3.Connection, ids: list[str], result:
     took (aiming at TX_SECONDS: a run's rows are spread over the tables' value indexes, so bigger batches
     touch each page fewer times and the whole goes faster, but hold the write lock longer), and after
     each commit the lock is left free a while (_pause), so a writer waiting on it gets in. The folders of
-    each batch's runs are deleted meanwhile by a thread (_Sweeper); this returns once they are gone."""
+    each batch's runs are deleted meanwhile by threads (_Sweeper); this returns once they are gone."""
     # Every batch touches pages all over the (key, value) indexes of params and metric_summary, and the
     # next batch touches many of them again: a page cache that holds them, and mmap over the whole file
     # rather than the connection's usual first 256 MB, read each page once instead of once a batch; and
@@ -176,7 +176,7 @@ def _pause(took: float) -> float:
 
 
 class _Sweeper:
-    """Deletes the folders of removed runs in a thread, after moving each into runs/.trash at once (so a
+    """Deletes the folders of removed runs in threads, after moving each into runs/.trash at once (so a
     removal killed half way leaves them where the next removal or gc finds them, not among live runs).
     `settled` counts the runs taken whose folder is gone (or never was)."""
 
