@@ -130,31 +130,7 @@ def build(n_data: int, n_models: int, quiet: bool = False) -> Path:
 
 
 # -- the measuring child ------------------------------------------------------------------------------
-def cpu_seconds() -> float:
-    t = os.times()
-    return t.user + t.system
-
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def logger(project: str, seconds: float, rate: int) -> None:
-    """A training script: logs `rate` steps a second for `seconds`."""
-    import mltui
-
-    run = mltui.init(name="live-logger", params={"lr": 0.01, "seed": 0}, workspace=project)
-    step, begun = 0, time.perf_counter()
-    while time.perf_counter() - begun < seconds:
-        due = int((time.perf_counter() - begun) * rate)
-        while step < due:
-            run.log({"loss": 1.0 / (step + 1)}, step=step)
-            step += 1
-        time.sleep(0.005)
-    run.finish()
+from tui_scale import cpu_seconds, logger, rss_mb  # noqa: E402  (the same child-side measures)
 
 
 def count_lines() -> dict[int, int]:
