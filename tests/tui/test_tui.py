@@ -553,6 +553,23 @@ async def test_number_keys_switch_tabs_and_empty_panes_say_what_to_do(tui_ws, tu
         assert tui_row_keys(app) == [tui_runs["bravo"], tui_runs["alpha"], tui_runs["charlie"]]
 
 
+@pytest.mark.parametrize("key", ["3", "4", "5", "6", "7"])
+async def test_a_key_right_after_a_switch_never_reaches_the_pane_left_behind(tui_ws, tui_runs, key):
+    """`c` in the same burst as the switch, before the new pane is drawn: the Runs pane's `c` (compare
+    the highlighted run) must not fire from behind the new tab."""
+    app = tui_app(tui_ws)
+    async with app.run_test(size=SMALL) as pilot:
+        await tui_loaded(pilot, 3)
+        tabs = app.screen.query_one(TabbedContent)
+        app.simulate_key(key)  # both queued at once, as a terminal sends a burst: no pause between
+        app.simulate_key("c")
+        for _ in range(10):
+            await pilot.pause(0.05)
+        assert tabs.active != "compare" and tabs.active != "runs"
+        assert not app.screen.query("#compare-pane")  # never built: nothing asked for it
+        assert app.focused is None or app.screen.query_one(TabbedContent).active_pane in app.focused.ancestors_with_self
+
+
 # -- 7. safety: user text is literal -------------------------------------------------------
 
 

@@ -9,7 +9,8 @@
   migrated) gives `before_tables()` (by default the error stands).
 - The empty state: a pane with `empty_id` composes `empty_note()`, a sentence on what to do, and
   `show_empty(True)` shows it instead of the widgets named by `body_ids`.
-- The focus: focus given to the pane itself passes on to `focus_id` once the body is shown.
+- The focus: focus given to the pane itself passes on to `focus_id` once the body is shown. Its keys
+  do nothing until it is mounted (a switch focuses a pane it has just built).
 
 Subclasses add their own mount handlers (Textual runs each class's `on_mount`, the subclass's first),
 so a pane sets up its widgets and then this base polls.
@@ -53,6 +54,11 @@ class Pane(Vertical, Polling):
         if self.reader is not None:
             self.reader.close()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # a key that reaches a pane just built (focused at once by a switch) before it is composed
+        # passes on: the pane's actions read widgets it does not have yet
+        return super().check_action(action, parameters) if self.is_mounted else False
+
     def on_focus(self) -> None:
         if self.focus_id and self.body_ids and self.query_one(f"#{self.body_ids[0]}").display:
             self.app.set_focus(self.query_one(f"#{self.focus_id}"))
@@ -89,7 +95,16 @@ class Pane(Vertical, Polling):
         return note
 
     def show_empty(self, empty: bool) -> None:
-        """The empty note instead of the body (True), or the body (False)."""
+        """The empty note instead of the body (True), or the body (False). Focus inside the pane stays
+        inside it: on the pane itself while the body is hidden (a hidden widget would drop it, and then
+        the pane's keys), back on `focus_id` once the body shows."""
+        focused = self.app.focused
         self.query_one(f"#{self.empty_id}").display = empty
         for body in self.body_ids:
             self.query_one(f"#{body}").display = not empty
+        if focused is None or not self.can_focus or self not in focused.ancestors_with_self:
+            return
+        if empty and focused is not self:
+            self.app.set_focus(self, scroll_visible=False)
+        elif not empty and focused is self and self.focus_id:
+            self.app.set_focus(self.query_one(f"#{self.focus_id}"))

@@ -165,6 +165,12 @@ class MainScreen(Screen):
         tab = TAB[pane]
         built = bool(self.query(f"#{tab.widget}"))
         self.query_one(TabbedContent).active = pane
+        if tab.focus_when_drawn:
+            # until the focus lands inside the pane (once drawn), the keys go to the pane itself, never
+            # to a widget of the pane left behind (`c` after `7` would compare runs): at once, here
+            widget = self.pane(pane)
+            if self.focused is None or widget not in self.focused.ancestors_with_self:
+                self.app.set_focus(widget if widget.can_focus else None, scroll_visible=False)
         # every focus lands after this switch, in the order of the switches, so the last one wins: runs
         # and compare by Widget.focus (next turn: before a focus that follows, the filter's), the others
         # once their pane is drawn and only if it is still shown
