@@ -334,6 +334,22 @@ async def test_live_updated_value_is_drawn_in_full(tui_ws):
 # -- 3. filter -----------------------------------------------------------------------------
 
 
+async def test_keys_in_the_same_burst_as_slash_are_typed_into_the_filter(tui_ws, tui_runs):
+    """A paste, or keys batched by a slow SSH link: everything after `/` is filter text, never the
+    table's keys (`s` sorts, `g` groups, `k` asks to kill the highlighted run)."""
+    from textual import events
+
+    app = tui_app(tui_ws)
+    async with app.run_test(size=SMALL) as pilot:
+        await tui_loaded(pilot, 3)
+        status = tui_status(app)
+        for key, char in [("slash", "/"), ("k", "k"), ("s", "s"), ("g", "g")]:
+            app.post_message(events.Key(key, char))  # queued together: no pause between them
+        await tui_wait(pilot, lambda: app.screen.query_one("#filter", Input).value == "ksg")
+        assert isinstance(app.screen, MainScreen) and tui_status(app) == status  # no kill prompt, no sort
+        assert app.focused is app.screen.query_one("#filter", Input)
+
+
 async def test_filter_applies_rejects_garbage_and_clears(tui_ws, tui_runs):
     app = tui_app(tui_ws)
     async with app.run_test(size=SMALL) as pilot:

@@ -13,9 +13,11 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterable
 
+from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.widgets import Input
 
 from mltui.core.workspace import Config, Workspace
 from mltui.tui import themes
@@ -93,6 +95,19 @@ class MltuiApp(RunActions, App):
         notices = getattr(self, "notices", None)
         if notices is not None:
             notices.stop()
+
+    async def _on_key(self, event: events.Key) -> None:
+        # a printable key that bubbles up to here while an input has the focus was queued to another
+        # widget before the focus moved (the keys behind `/` in a paste, or in a burst over a slow link;
+        # an input keeps every printable key it gets): it is that input's text, never a binding of the
+        # input's ancestors (`/ks` would else ask to kill the highlighted run)
+        focused = self.focused
+        if event.is_printable and isinstance(focused, Input) and not getattr(event, "given_on", False):
+            event.prevent_default()
+            event.stop()
+            key = events.Key(event.key, event.character)
+            key.given_on = True  # type: ignore[attr-defined]  # (never twice)
+            focused.post_message(key)
 
     def get_default_screen(self) -> Screen:
         return MainScreen(self.ws, self.config.refresh_seconds, self.config.directions)

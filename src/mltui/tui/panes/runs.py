@@ -365,7 +365,9 @@ class RunsPane(GroupMode, MarkMode, Pane):
 
     # -- filter and sort -----------------------------------------------------------------
     def action_focus_filter(self) -> None:
-        self.query_one("#filter", Input).focus()
+        # at once, not by Widget.focus (next turn): keys already queued behind `/` (a paste, a burst over
+        # a slow link) are filter text, never the table's keys
+        self.app.set_focus(self.query_one("#filter", Input))
 
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self, event: Input.Submitted) -> None:
@@ -384,7 +386,7 @@ class RunsPane(GroupMode, MarkMode, Pane):
                 return False
         error.display = False
         self.where = text or None
-        self.table.focus()
+        self.app.set_focus(self.table)  # at once: the keys queued behind enter are the table's
         self._new_query()
         return True
 

@@ -78,7 +78,7 @@ class Tab:
     widget: str
     focus: str  # the selector of what gets the focus on a switch
     focus_when_drawn: bool  # focus once the pane is drawn, and only if it is still shown (see _focus_in);
-    # else at once, by Widget.focus (next turn: before a focus that follows, the runs filter's)
+    # else at once (once mounted, for a pane just built)
     polls: bool  # a switch polls it at once, and again once its tab is drawn (it polls only while shown)
 
 
@@ -165,21 +165,20 @@ class MainScreen(Screen):
         tab = TAB[pane]
         built = bool(self.query(f"#{tab.widget}"))
         self.query_one(TabbedContent).active = pane
-        if tab.focus_when_drawn:
-            # until the focus lands inside the pane (once drawn), the keys go to the pane itself, never
-            # to a widget of the pane left behind (`c` after `7` would compare runs): at once, here
-            widget = self.pane(pane)
+        # the focus moves into the pane at once, so that no key queued behind this switch reaches a widget
+        # of the pane left behind (`c` after `7` would compare runs). A pane not drawn yet holds it itself
+        # (its keys wait for its mount), and passes it on once drawn, if it is still shown; the last
+        # switch wins
+        widget = self.pane(pane)
+        if built and not tab.focus_when_drawn:
+            self.app.set_focus(self.query_one(tab.focus))
+        else:
             if self.focused is None or widget not in self.focused.ancestors_with_self:
                 self.app.set_focus(widget if widget.can_focus else None, scroll_visible=False)
-        # every focus lands after this switch, in the order of the switches, so the last one wins: runs
-        # and compare by Widget.focus (next turn: before a focus that follows, the filter's), the others
-        # once their pane is drawn and only if it is still shown
-        if tab.focus_when_drawn:
-            self._focus_in(pane, tab.focus)
-        elif built:
-            self.query_one(tab.focus).focus()
-        else:  # just built: once mounted, and only if still shown
-            self.with_pane(pane, lambda _: self._focus_if_shown(pane, tab.focus))
+            if tab.focus_when_drawn:
+                self._focus_in(pane, tab.focus)
+            else:  # just built: once mounted
+                self.with_pane(pane, lambda _: self._focus_if_shown(pane, tab.focus))
         if tab.polls:
             self.with_pane(pane, lambda p: p.poll_now(force=True))
 
