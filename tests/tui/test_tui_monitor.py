@@ -179,6 +179,18 @@ async def test_a_workspace_with_nothing_monitored_says_how_to_start(ws):
         assert empty.display
 
 
+async def test_c_in_the_same_burst_as_7_checks_once_the_pane_is_built(ws):
+    """`7c` typed ahead (a burst over a slow link): the `c` waits for the pane it was meant for."""
+    from textual import events
+
+    app = create_app(ws)
+    async with app.run_test(size=SMALL, notifications=True) as pilot:
+        app.post_message(events.Key("7", "7"))
+        app.post_message(events.Key("c", "c"))
+        await until(pilot, lambda: any("Checked:" in n.message for n in app._notifications), what="the check's notice")
+        assert app.screen.query_one("#panes").active == "monitor"
+
+
 async def test_the_demo_shows_the_drift_the_alert_and_the_retrained_candidate(tmp_path, monkeypatch):
     """The demo's story through the real calls: drift against the production version's training data,
     the rule's alert, the retraining run it launched (finished), and its version in the promotion queue."""

@@ -102,7 +102,13 @@ class MltuiApp(RunActions, App):
         # an input keeps every printable key it gets): it is that input's text, never a binding of the
         # input's ancestors (`/ks` would else ask to kill the highlighted run)
         focused = self.focused
-        if event.is_printable and isinstance(focused, Input) and not getattr(event, "given_on", False):
+        if focused is not None and not focused.is_mounted:
+            # queued behind a switch to a pane just built, which holds the focus but has no widgets yet:
+            # the key is pressed again once the pane is mounted (`7c` checks the monitor)
+            event.prevent_default()
+            event.stop()
+            focused.call_later(self.post_message, events.Key(event.key, event.character))
+        elif event.is_printable and isinstance(focused, Input) and not getattr(event, "given_on", False):
             event.prevent_default()
             event.stop()
             key = events.Key(event.key, event.character)
