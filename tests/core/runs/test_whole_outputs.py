@@ -75,3 +75,22 @@ def test_run_json_knows_how_each_run_column_is_declared(ws):
     assert {n for n in RUN_COLUMNS if declared[n] == "INTEGER"} - special == run_json._INT_COLUMNS
     assert {n for n in RUN_COLUMNS if declared[n] == "TEXT"} - special == \
         set(RUN_COLUMNS) - special - run_json._REAL_COLUMNS - run_json._INT_COLUMNS
+
+
+def test_json_of_a_few_runs_has_short_reals_and_many_runs_the_same_values(ws):
+    """A usual `runs list --json` is encoded in Python (0.1, -0.0 keeps its sign); a whole result past
+    PYTHON_JSON_UP_TO runs is written by SQLite with 17 digits, and decodes to the same values."""
+    from mltui.core.runs.listing import iter_runs_json, select_ids
+
+    for i in range(3):
+        make_run(ws.root.parent, f"r{i}", {"acc": [0.98, 49 / 50 - i / 100], "zero": [-0.0]},
+                 params={"lr": 0.1, "wd": -0.0, "n": i, "s": "x"})
+    with closing(open_store(ws.db_path)) as conn:
+        ids = select_ids(conn, None, None, False)
+        few = [text for batch in iter_runs_json(conn, ids) for text in batch]
+        many = [text for batch in iter_runs_json(conn, ids, batch=1, python_up_to=0) for text in batch]
+    assert all('"lr":0.1,' in text and '"wd":-0.0}' in text and '"max":0.98,' in text for text in few)
+    assert all('"lr":0.10000000000000001,' in text for text in many)  # SQLite's text: the same double
+    decoded = [json.loads(text) for text in few]
+    assert [json.loads(text) for text in many] == decoded
+    assert [math.copysign(1, run["params"]["wd"]) for run in decoded] == [-1, -1, -1]

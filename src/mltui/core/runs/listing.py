@@ -68,22 +68,38 @@ def iter_runs(conn: sqlite3.Connection, ids: list[str], details: bool = True, ba
         yield runs
 
 
-def iter_runs_json(conn: sqlite3.Connection, ids: list[str], batch: int = BATCH):
+PYTHON_JSON_UP_TO = 1000  # runs: a --json output of up to this many is encoded in Python (see iter_runs_json)
+
+
+def iter_runs_json(conn: sqlite3.Connection, ids: list[str], batch: int = BATCH, python_up_to: int = PYTHON_JSON_UP_TO):
     """The runs of `ids` as compact JSON texts (what `--json` prints for each, params, tags and metric
-    summary included), a batch (a list of texts) at a time. SQLite writes each run's whole text, so
-    100,000 runs take seconds; a run it cannot write exactly (store/run_json.py) is encoded here. The
-    batches are written by worker processes (SQLite's text building does not spread over threads)."""
+    summary included), a batch (a list of texts) at a time.
+
+    Up to `python_up_to` runs (a usual `runs list --json`) are encoded here, in Python: each real in the
+    shortest text that reads back as it (0.1), -0.0 with its sign. Past that, SQLite writes each run's
+    whole text, so 100,000 runs take seconds; its reals have 17 significant digits (0.10000000000000001:
+    the same double, read by any JSON parser), and a run it cannot write exactly (store/run_json.py) is
+    encoded here. Those batches are written by worker processes (SQLite's text building does not spread
+    over threads)."""
     import json
 
     from mltui.base.values import jsonable
     from mltui.store.run_json import map_batches, runs_json
 
+    def encode(runs: list[dict]) -> list[str]:
+        return [json.dumps(jsonable(run), ensure_ascii=False, separators=(",", ":")) for run in runs]
+
+    if len(ids) <= python_up_to:
+        for start in range(0, len(ids), batch):
+            yield encode(runs_by_id(conn, ids[start:start + batch], details=True))
+        return
+
     def texts_of(own: sqlite3.Connection, part: list[str]) -> list[str]:
         texts = runs_json(own, part)
         odd = [rid for rid, text in texts.items() if text is None]
         if odd:
-            for run in runs_by_id(own, odd, details=True):
-                texts[run["id"]] = json.dumps(jsonable(run), ensure_ascii=False, separators=(",", ":"))
+            runs = runs_by_id(own, odd, details=True)
+            texts.update(zip((run["id"] for run in runs), encode(runs)))
         return [texts[rid] for rid in part if texts.get(rid) is not None]
 
     yield from map_batches(conn, texts_of, (ids[start:start + batch] for start in range(0, len(ids), batch)),
