@@ -912,3 +912,44 @@ def test_compare_screen_snapshot(cmp_frozen_ws, snap_compare, size):
         assert cmp_status(pilot.app) == "3 runs · metric val/acc · x step · smoothing 0"
 
     assert snap_compare(cmp_app(cmp_frozen_ws), terminal_size=size, run_before=mark_and_compare)
+
+
+def test_a_mark_loads_the_chart_modules_before_c_asks_for_them(tmp_path):
+    """The Compare pane is built on its first use; what it draws with (polars, plotext) loads in the
+    background at the first mark, so `c` does not wait for it. In a fresh process: these tests' own
+    process has loaded them long ago."""
+    import subprocess
+    import sys
+    import textwrap
+
+    import mltui
+
+    init_workspace(tmp_path)
+    run = mltui.init(name="a", workspace=tmp_path)
+    run.log({"loss": 1.0}, step=0)
+    run.finish()
+    script = textwrap.dedent("""
+        import asyncio, sys, time
+        from mltui.core.workspace import find_workspace
+        from mltui.tui.app import create_app
+
+        async def main():
+            app = create_app(find_workspace(sys.argv[1]))
+            async with app.run_test(size=(80, 24)) as pilot:
+                table = app.screen.query_one("#runs-table")
+                while table.total == 0:
+                    await pilot.pause(0.01)
+                before = "polars" in sys.modules or "plotext" in sys.modules
+                await pilot.press("space")
+                end = time.monotonic() + 30
+                while not ("polars" in sys.modules and "mltui.chart" in sys.modules) and time.monotonic() < end:
+                    await pilot.pause(0.05)
+                print(before, "polars" in sys.modules, "mltui.chart" in sys.modules,
+                      bool(app.screen.query("#compare-pane")))
+
+        asyncio.run(main())
+    """)
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True", "True", "False"]  # loaded, and no pane built for it

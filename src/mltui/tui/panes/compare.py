@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 SMOOTHING = (0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.99)
 
 
-def _load_chart_modules() -> None:
+def load_chart_modules() -> None:
     import mltui.chart  # noqa: F401
     import mltui.core.runs.compare  # noqa: F401
 
@@ -110,7 +110,7 @@ class ComparePane(Pane):
         self._draw_all()  # the empty state says what to do, before anything is compared
         # plotext and polars load in the background once the first screen is up, so the first
         # comparison does not wait for them (nor does the Runs pane's first row)
-        self.set_timer(1.0, lambda: self.run_worker(_load_chart_modules, thread=True, exclusive=True,
+        self.set_timer(1.0, lambda: self.run_worker(load_chart_modules, thread=True, exclusive=True,
                                                     group="compare-imports", exit_on_error=False))
 
     # -- what is compared ----------------------------------------------------------------------

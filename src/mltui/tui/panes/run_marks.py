@@ -13,8 +13,16 @@ COMPARE_AT_ONCE = 50  # `C` compares this many without asking
 COMPARE_MOST = 200
 
 
+def _load_compare() -> None:
+    from mltui.tui.panes.compare import load_chart_modules
+
+    load_chart_modules()
+
+
 class MarkMode:
     """Mixed into RunsPane: needs its table, snapshot, want, where, reader and _update_status."""
+
+    _compare_loading = False
 
     def action_toggle_mark(self) -> None:
         table = self.table
@@ -27,6 +35,9 @@ class MarkMode:
         table.toggle_mark(run_id)
         table.move_cursor(table.cursor_row + 1)
         self._update_status()
+        if not self._compare_loading:  # a mark is the sign of a comparison to come: its modules load
+            self._compare_loading = True  # meanwhile (polars, plotext: 0.4 s that `c` would else wait)
+            self.run_worker(_load_compare, thread=True, group="compare-imports", exit_on_error=False)
 
     def action_compare(self) -> None:
         from mltui.core.runs.views import View

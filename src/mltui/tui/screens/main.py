@@ -208,8 +208,11 @@ class MainScreen(Screen):
     def _focus_if_shown(self, pane: str, selector: str) -> None:
         # App.set_focus at once, not Widget.focus (which defers again): the check and the focus must
         # happen together, or a widget in a pane no longer shown could take the keys
+        # (focus already on it or inside it stays where it is: each move redraws the footer's keys)
         if self.query_one(TabbedContent).active == pane:
-            self.app.set_focus(self.query_one(selector))
+            target, focused = self.query_one(selector), self.focused
+            if focused is None or target not in focused.ancestors_with_self:
+                self.app.set_focus(target)
 
     @property
     def compare_pane(self) -> ComparePane:
