@@ -97,14 +97,14 @@ class MltuiApp(RunActions, App):
             notices.stop()
 
     async def _on_key(self, event: events.Key) -> None:
-        # a printable key that bubbles up to here while an input has the focus was queued to another
-        # widget before the focus moved (the keys behind `/` in a paste, or in a burst over a slow link;
-        # an input keeps every printable key it gets): it is that input's text, never a binding of the
-        # input's ancestors (`/ks` would else ask to kill the highlighted run)
+        """A key that bubbles up here after the focus moved was queued to the widget that had it (keys
+        typed ahead in one burst: a paste, a slow SSH link); it is given to the widget that has it now:
+        - a pane just built, with no widgets yet: pressed again once it is mounted (`7c` checks the monitor);
+        - an input (the runs filter after `/`), for a printable key: the input's text, never a binding of
+          the input's ancestors (`/ks` would else ask to kill the highlighted run). An input keeps every
+          printable key it gets, so only such a key comes up here while one has the focus."""
         focused = self.focused
         if focused is not None and not focused.is_mounted:
-            # queued behind a switch to a pane just built, which holds the focus but has no widgets yet:
-            # the key is pressed again once the pane is mounted (`7c` checks the monitor)
             event.prevent_default()
             event.stop()
             focused.call_later(self.post_message, events.Key(event.key, event.character))
@@ -112,7 +112,7 @@ class MltuiApp(RunActions, App):
             event.prevent_default()
             event.stop()
             key = events.Key(event.key, event.character)
-            key.given_on = True  # type: ignore[attr-defined]  # (never twice)
+            key.given_on = True  # type: ignore[attr-defined]  # (never given on twice)
             focused.post_message(key)
 
     def get_default_screen(self) -> Screen:
