@@ -350,6 +350,24 @@ async def test_keys_in_the_same_burst_as_slash_are_typed_into_the_filter(tui_ws,
         assert app.focused is app.screen.query_one("#filter", Input)
 
 
+async def test_a_whole_filter_typed_ahead_applies_and_the_keys_after_enter_reach_the_table(tui_ws, tui_runs):
+    """`/params.lr > 0.005⏎s` in one burst (what `tmux send-keys` sends): the filter gets all its text
+    before ⏎ submits it, and `s` after ⏎ sorts the table instead of landing in the filter."""
+    from textual import events
+
+    app = tui_app(tui_ws)
+    async with app.run_test(size=SMALL) as pilot:
+        await tui_loaded(pilot, 3)
+        keys = [("slash", "/")] + [(c if c.isalnum() else {" ": "space", ".": "full_stop", ">": "greater_than_sign"}[c], c)
+                                   for c in "params.lr > 0.005"] + [("enter", "\r"), ("s", "s")]
+        for key, char in keys:
+            app.post_message(events.Key(key, char))  # queued together: no pause between them
+        await tui_wait(pilot, lambda: tui_status(app) == "2 runs · 1 running · sort: oldest first · filter: params.lr > 0.005")
+        assert app.screen.query_one("#filter", Input).value == "params.lr > 0.005"
+        assert app.focused is tui_table(app)
+        assert tui_row_keys(app) == [tui_runs["charlie"], tui_runs["alpha"]]
+
+
 async def test_filter_applies_rejects_garbage_and_clears(tui_ws, tui_runs):
     app = tui_app(tui_ws)
     async with app.run_test(size=SMALL) as pilot:

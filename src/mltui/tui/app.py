@@ -22,6 +22,7 @@ from textual.widgets import Input
 from mltui.core.workspace import Config, Workspace
 from mltui.tui import themes
 from mltui.tui.screens.main import TABS, MainScreen
+from mltui.tui.widgets.filter_input import given_on
 from mltui.tui.run_actions import RunActions
 
 
@@ -100,20 +101,20 @@ class MltuiApp(RunActions, App):
         """A key that bubbles up here after the focus moved was queued to the widget that had it (keys
         typed ahead in one burst: a paste, a slow SSH link); it is given to the widget that has it now:
         - a pane just built, with no widgets yet: pressed again once it is mounted (`7c` checks the monitor);
-        - an input (the runs filter after `/`), for a printable key: the input's text, never a binding of
-          the input's ancestors (`/ks` would else ask to kill the highlighted run). An input keeps every
-          printable key it gets, so only such a key comes up here while one has the focus."""
+        - an input (the runs filter after `/`): every key, in order, so that `/ks` is filter text and not
+          the bindings of the input's ancestors (`k` asked to kill the highlighted run), and `⏎` submits
+          all that was typed before it. A key the input itself passed up makes the trip once more
+          (marked, so only once) and meets the bindings then.
+        The other direction, keys queued to the filter behind `⏎`, is widgets/filter_input.py's."""
         focused = self.focused
         if focused is not None and not focused.is_mounted:
             event.prevent_default()
             event.stop()
             focused.call_later(self.post_message, events.Key(event.key, event.character))
-        elif event.is_printable and isinstance(focused, Input) and not getattr(event, "given_on", False):
+        elif isinstance(focused, Input) and not getattr(event, "given_on", False):
             event.prevent_default()
             event.stop()
-            key = events.Key(event.key, event.character)
-            key.given_on = True  # type: ignore[attr-defined]  # (never given on twice)
-            focused.post_message(key)
+            focused._forward_event(given_on(event))
 
     def get_default_screen(self) -> Screen:
         return MainScreen(self.ws, self.config.refresh_seconds, self.config.directions)

@@ -31,6 +31,7 @@ from mltui.core.workspace import Workspace
 from mltui.tui.panes.base import Pane
 from mltui.tui.panes.run_groups import GroupMode
 from mltui.tui.panes.run_marks import MarkMode
+from mltui.tui.widgets.filter_input import FilterInput
 from mltui.tui.widgets.run_preview import RunPreview
 from mltui.tui.widgets.runs_table import RunsTable, columns_for
 
@@ -105,7 +106,7 @@ class RunsPane(GroupMode, MarkMode, Pane):
 
     def compose(self) -> ComposeResult:
         self._start_first_read()
-        yield Input(placeholder="filter: params.lr > 0.01 and status = running   (/ to focus · enter applies · esc clears)",
+        yield FilterInput(self.apply_filter, self.clear_filter, placeholder="filter: params.lr > 0.01 and status = running   (/ to focus · enter applies · esc clears)",
                     id="filter")
         yield Static(id="filter-error")
         yield Static(id="runs-status")
@@ -369,10 +370,6 @@ class RunsPane(GroupMode, MarkMode, Pane):
         # a slow link) are filter text, never the table's keys
         self.app.set_focus(self.query_one("#filter", Input))
 
-    @on(Input.Submitted, "#filter")
-    def _filter_submitted(self, event: Input.Submitted) -> None:
-        self.apply_filter(event.value)
-
     def apply_filter(self, text: str) -> bool:
         """Validate and apply a --where filter; a bad one is explained and the old one kept."""
         error = self.query_one("#filter-error", Static)
@@ -398,11 +395,6 @@ class RunsPane(GroupMode, MarkMode, Pane):
     def clear_filter(self) -> None:
         self.query_one("#filter", Input).value = ""
         self.apply_filter("")
-
-    def on_key(self, event) -> None:
-        if event.key == "escape" and self.query_one("#filter", Input).has_focus:
-            event.stop()
-            self.clear_filter()
 
     def _metric_sorts(self) -> list[tuple[str, str]]:
         if self.snapshot is None:
