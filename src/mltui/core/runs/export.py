@@ -11,6 +11,7 @@ import polars as pl
 
 from mltui.base.errors import MltuiError, UsageError
 from mltui.base.values import decode
+from mltui.core.runs.groups import metric_keys
 from mltui.core.runs.listing import duration
 
 FORMATS = ("csv", "parquet", "json")
@@ -133,7 +134,7 @@ def runs_schema(conn: sqlite3.Connection, where: str | None, types_out: dict | N
     schema = dict(FIXED)
     for table in ("params", "metrics", "tags"):
         if table == "metrics":
-            for key in _metric_keys(conn):
+            for key in metric_keys(conn):
                 if not scope or conn.execute(f"SELECT 1 FROM metric_summary p WHERE p.key = ?{scope} LIMIT 1",
                                              (key, *args)).fetchone():
                     schema[f"metrics.{key}"] = pl.Float64
@@ -143,15 +144,6 @@ def runs_schema(conn: sqlite3.Connection, where: str | None, types_out: dict | N
             if types_out is not None:
                 types_out[f"{table}.{key}"] = types
     return schema
-
-
-def _metric_keys(conn: sqlite3.Connection) -> list[str]:
-    """Every metric key, sorted: one seek on the (key, last) index per key."""
-    keys: list[str] = []
-    while (key := conn.execute("SELECT min(key) FROM metric_summary WHERE key > ?", (keys[-1] if keys else "",))
-           .fetchone()[0]) is not None:
-        keys.append(key)
-    return keys
 
 
 # the rows of a key holding one storage class: a range of the (key, value) index (NULL < numbers < text < BLOB)
