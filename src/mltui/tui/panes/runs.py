@@ -106,8 +106,8 @@ class RunsPane(GroupMode, MarkMode, Pane):
 
     def compose(self) -> ComposeResult:
         self._start_first_read()
-        yield FilterInput(self.apply_filter, self.clear_filter, placeholder="filter: params.lr > 0.01 and status = running   (/ to focus · enter applies · esc clears)",
-                    id="filter")
+        yield FilterInput(self.apply_filter, self.clear_filter, id="filter",
+                          placeholder="filter: params.lr > 0.01 and status = running   (/ to focus · enter applies · esc clears)")
         yield Static(id="filter-error")
         yield Static(id="runs-status")
         with Horizontal(id="runs-body"):

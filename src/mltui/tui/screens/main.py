@@ -173,7 +173,7 @@ class MainScreen(Screen):
         if built and not tab.focus_when_drawn:
             self.app.set_focus(self.query_one(tab.focus))
         else:
-            if self.focused is None or widget not in self.focused.ancestors_with_self:
+            if not widget.has_focus_within:
                 self.app.set_focus(widget if widget.can_focus else None, scroll_visible=False)
             if tab.focus_when_drawn:
                 self._focus_in(pane, tab.focus)
@@ -210,8 +210,8 @@ class MainScreen(Screen):
         # happen together, or a widget in a pane no longer shown could take the keys
         # (focus already on it or inside it stays where it is: each move redraws the footer's keys)
         if self.query_one(TabbedContent).active == pane:
-            target, focused = self.query_one(selector), self.focused
-            if focused is None or target not in focused.ancestors_with_self:
+            target = self.query_one(selector)
+            if not target.has_focus_within:
                 self.app.set_focus(target)
 
     @property
