@@ -130,7 +130,7 @@ def build(n_data: int, n_models: int, quiet: bool = False) -> Path:
 
 
 # -- the measuring child ------------------------------------------------------------------------------
-from tui_scale import cpu_seconds, logger, rss_mb  # noqa: E402  (the same child-side measures)
+from tui_scale import child_result, cpu_seconds, logger, rss_mb  # noqa: E402  (the same measures)
 
 
 def count_lines() -> dict[int, int]:
@@ -346,19 +346,11 @@ async def table_child(n: int) -> dict:
 
 
 def table_once(n: int) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--table-child", str(n)], capture_output=True, text=True,
-                          timeout=1800)
-    if done.returncode != 0:
-        raise SystemExit(f"the table child failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return child_result([__file__, "--table-child", str(n)], "table", 1800)
 
 
 def launch_once(project: Path, idle: float, log: float) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--child", str(project), str(idle), str(log)],
-                          capture_output=True, text=True, timeout=1800)
-    if done.returncode != 0:
-        raise SystemExit(f"the TUI child failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return child_result([__file__, "--child", str(project), str(idle), str(log)], "TUI", 1800)
 
 
 def report(n_data: int, n_models: int, results: list[dict], built: float) -> None:

@@ -153,12 +153,17 @@ async def drive(project: Path, idle_seconds: float, log_seconds: float) -> dict:
     return out
 
 
-def launch_once(project: Path, idle: float, log: float) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--child", str(project), str(idle), str(log)],
-                          capture_output=True, text=True, timeout=900)
+def child_result(argv: list[str], what: str, timeout: float) -> dict:
+    """Run `python *argv` (a bench script as its own child: a fresh process per launch) and return the
+    JSON object on the last line it printed."""
+    done = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
-        raise SystemExit(f"the TUI child failed:\n{done.stderr[-3000:]}")
+        raise SystemExit(f"the {what} child failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def launch_once(project: Path, idle: float, log: float) -> dict:
+    return child_result([__file__, "--child", str(project), str(idle), str(log)], "TUI", 900)
 
 
 def cli_seconds(project: Path, repeat: int) -> list[float]:
